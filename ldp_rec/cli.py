@@ -1,0 +1,57 @@
+"""The ``ldp-rec`` command: thin dispatch over the experiment runners.
+
+Each subcommand lives in its own module exposing ``add_arguments(parser)`` and
+``run(args) -> int``; modules are imported only when their subcommand runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# subcommand -> (module, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "demo": ("ldp_rec.experiments.demo", "run the main job on the embedded default"),
+    "mechanisms": ("ldp_rec.experiments.mechanisms_table", "closed-form vs measured MSE of every mechanism"),
+    "bench": ("ldp_rec.experiments.bench", "benchmarks (bench rec: steps/bits of the channel simulators)"),
+    "dme": ("ldp_rec.experiments.dme", "distributed mean estimation with compressed LDP"),
+    "fl": ("ldp_rec.experiments.fl", "federated learning under LDP with REC (Flower simulation)"),
+    "report": ("ldp_rec.experiments.report", "render a report from result files"),
+    "audit": ("ldp_rec.experiments.audit", "statistical privacy audit of a codec's transcript"),
+}
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ldp-rec", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (module, help_) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_)
+        if only is None or only == name:
+            try:
+                mod = importlib.import_module(module)
+            except ModuleNotFoundError as exc:  # a command whose module is not built yet
+                if exc.name != module:
+                    raise
+                p.set_defaults(_missing=module)
+                continue
+            mod.add_arguments(p)
+            p.set_defaults(_run=mod.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    only = argv[0] if argv and argv[0] in COMMANDS else None
+    parser = build_parser(only)
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    if getattr(args, "_missing", None):
+        parser.error(f"command {args.command!r} is not available in this build ({args._missing} missing)")
+    return int(args._run(args) or 0)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

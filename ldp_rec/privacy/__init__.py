@@ -1,0 +1,1 @@
+"""Privacy events, composition over rounds, and audits."""

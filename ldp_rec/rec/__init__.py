@@ -1,0 +1,1 @@
+"""Channel simulation (relative entropy coding) on shared, randomly accessible randomness."""

@@ -1,0 +1,154 @@
+"""Compiled kernels for counter-based shared randomness (numba).
+
+Candidate ``i`` of the stream with key ``k`` is generated from its own 64-bit state
+``s_0 = mix64(k ^ mix64(i + 1))`` by SplitMix64 steps (Steele, Lea & Flood 2014), so it is a pure
+function of ``(k, i)``: random access costs O(width) and no other candidate is touched.
+Normals use the ziggurat method (Marsaglia & Tsang 2000) with 128 layers and frozen tables
+(:mod:`._ziggurat_tables`); uniforms are ``(w >> 11 + 1/2) · 2^-53`` in the open interval (0, 1).
+
+Determinism contract: the integer part is exact everywhere; the float part uses IEEE float64
+arithmetic without fast-math (no reassociation), so encoder and decoder agree bit for bit when
+they run this module with the same numba/LLVM version on the same platform.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba as nb
+import numpy as np
+
+from ._ziggurat_tables import ZIG_F, ZIG_R, ZIG_RATIO, ZIG_X
+
+_X = np.array(ZIG_X, dtype=np.float64)
+_F = np.array(ZIG_F, dtype=np.float64)
+_RATIO = np.array(ZIG_RATIO, dtype=np.float64)
+_R = float(ZIG_R)
+
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_M1 = np.uint64(0xBF58476D1CE4E5B9)
+_M2 = np.uint64(0x94D049BB133111EB)
+_TWO_M53 = 1.0 / 9007199254740992.0
+
+
+@nb.njit(inline="always", cache=True)
+def mix64(z):
+    """SplitMix64 finaliser: a bijection of uint64 with full avalanche."""
+    z = (z ^ (z >> np.uint64(30))) * _M1
+    z = (z ^ (z >> np.uint64(27))) * _M2
+    return z ^ (z >> np.uint64(31))
+
+
+@nb.njit(inline="always", cache=True)
+def _next(s):
+    s = s + _GOLDEN
+    return s, mix64(s)
+
+
+@nb.njit(inline="always", cache=True)
+def candidate_state(key, index):
+    return mix64(key ^ mix64(np.uint64(index) + np.uint64(1)))
+
+
+@nb.njit(inline="always", cache=True)
+def _uniform53(w):
+    return ((w >> np.uint64(11)) + 0.5) * _TWO_M53
+
+
+@nb.njit(inline="always", cache=True)
+def _znorm(s, X, F, RATIO, r):
+    while True:
+        s, w = _next(s)
+        i = np.int64(w & np.uint64(127))
+        neg = ((w >> np.uint64(7)) & np.uint64(1)) == np.uint64(1)
+        u = (w >> np.uint64(11)) * _TWO_M53
+        x = u * X[i]
+        if u < RATIO[i]:
+            return s, (-x if neg else x)
+        if i == 0:  # base layer beyond r: Marsaglia's exact tail sampler
+            while True:
+                s, a = _next(s)
+                s, b = _next(s)
+                xx = -math.log(_uniform53(a)) / r
+                yy = -math.log(_uniform53(b))
+                if yy + yy >= xx * xx:
+                    break
+            x = r + xx
+            return s, (-x if neg else x)
+        s, a = _next(s)
+        y = F[i] + _uniform53(a) * (F[i + 1] - F[i])
+        if y < math.exp(-0.5 * x * x):
+            return s, (-x if neg else x)
+
+
+@nb.njit(cache=True)
+def _fill_one_normal(key, index, out):
+    s = candidate_state(key, index)
+    for j in range(out.shape[0]):
+        s, z = _znorm(s, _X, _F, _RATIO, _R)
+        out[j] = z
+
+
+@nb.njit(cache=True)
+def _fill_one_uniform(key, index, out):
+    s = candidate_state(key, index)
+    for j in range(out.shape[0]):
+        s, w = _next(s)
+        out[j] = _uniform53(w)
+
+
+@nb.njit(parallel=True, cache=True)
+def fill_normal(keys, start, out):
+    """out[c, m, :] = normals of candidate ``start + m`` of stream ``keys[c]``."""
+    n, count = out.shape[0], out.shape[1]
+    for t in nb.prange(n * count):
+        c = t // count
+        m = t - c * count
+        _fill_one_normal(keys[c], start + m, out[c, m])
+
+
+@nb.njit(parallel=True, cache=True)
+def fill_uniform(keys, start, out):
+    n, count = out.shape[0], out.shape[1]
+    for t in nb.prange(n * count):
+        c = t // count
+        m = t - c * count
+        _fill_one_uniform(keys[c], start + m, out[c, m])
+
+
+@nb.njit(parallel=True, cache=True)
+def gather_normal(keys, indices, out):
+    """out[c, :] = normals of candidate ``indices[c]`` of stream ``keys[c]``."""
+    for c in nb.prange(out.shape[0]):
+        _fill_one_normal(keys[c], indices[c], out[c])
+
+
+@nb.njit(parallel=True, cache=True)
+def gather_uniform(keys, indices, out):
+    for c in nb.prange(out.shape[0]):
+        _fill_one_uniform(keys[c], indices[c], out[c])
+
+
+@nb.njit(parallel=True, cache=True)
+def project_normal(keys, start, xs, dots, sqnorms):
+    """Fused generation and projection, never storing candidates.
+
+    dots[c, m] = <g, xs[c]> and sqnorms[c, m] = ||g||^2 for g = normals of candidate start + m
+    of stream keys[c]. Accumulates in float64 over float32-rounded normals, exactly as a decoder
+    that materialises the float32 candidate would see it.
+    """
+    n, count = dots.shape
+    width = xs.shape[1]
+    for t in nb.prange(n * count):
+        c = t // count
+        m = t - c * count
+        s = candidate_state(keys[c], start + m)
+        acc = 0.0
+        sq = 0.0
+        for j in range(width):
+            s, z = _znorm(s, _X, _F, _RATIO, _R)
+            g = np.float64(np.float32(z))
+            acc += g * xs[c, j]
+            sq += g * g
+        dots[c, m] = acc
+        sqnorms[c, m] = sq
