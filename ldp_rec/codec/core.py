@@ -1,0 +1,284 @@
+"""Codecs: a mechanism × a channel simulator × an index code, from vectors to bytes and back.
+
+Client side, :meth:`Codec.encode` takes a batch of clipped updates ``X`` (n, d) and returns one
+payload (bytes) per client; server side, :meth:`Codec.decode` turns payloads back into unbiased
+estimates using only public coordinates (run seed, round, client ids): seeds are derived by both
+ends with :func:`ldp_rec.rec.randomness.derive_keys`, never sent.
+
+Chunking (``repetitions`` r, ``blocks`` B): the update is split into B coordinate blocks and each
+block is privatised r times; each of the r·B chunks runs the mechanism at ε/(r·B) on its own
+stream (chunk index j = rep·B + block), so the per-chunk encode cost is ~e^{ε/(rB)}·d/B while the
+r·B pure events compose to ε (basic composition). The r repetitions of a block are averaged,
+which keeps the estimate unbiased.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .._validation import as_batch, check_positive_int
+from ..errors import DecodeError, IncompatibleError, InputError, LdpRecError, ParameterError
+from ..mechanisms.base import Mechanism, RatioMechanism
+from ..privacy.events import ComposedEvent, NonPrivateEvent, PrivacyEvent, PureEvent, ApproxEvent
+from ..rec import randomness
+from ..rec.base import Message, MechanismTarget, Simulator
+from . import wire
+from .unbiasing import effective_cap_probability
+
+
+@dataclass
+class DecodeResult:
+    """Server-side result for a batch: ``estimates`` (n, d) (rows of failed clients are zero),
+    ``ok`` (n,) and ``errors`` (the message of each failure, ``None`` where ok)."""
+
+    estimates: np.ndarray
+    ok: np.ndarray
+    errors: list
+
+    @property
+    def n_failed(self) -> int:
+        return int((~self.ok).sum())
+
+
+def binding_keys(run_seed: int, round: int, clients) -> np.ndarray:
+    """Payload binding keys (see :mod:`.wire`)."""
+    return randomness.derive_keys(run_seed, round, clients, 0, domain="payload")
+
+
+def _check_clients(clients, n: int) -> np.ndarray:
+    c = np.asarray(clients).reshape(-1)
+    if c.size != n:
+        raise ParameterError(f"{c.size} client ids for {n} inputs")
+    if c.dtype.kind not in "iu":
+        raise ParameterError("client ids must be integers")
+    if np.unique(c).size != c.size:
+        raise ParameterError("client ids must be distinct within a round (seeds are never reused)")
+    return c
+
+
+class Codec(abc.ABC):
+    """Base class: ``encode``/``decode`` of batches, transcript privacy and payload sizes."""
+
+    name: str
+    codec_id: int
+    dim: int
+
+    @abc.abstractmethod
+    def _encode_bodies(self, X: np.ndarray, *, run_seed: int, round: int, clients: np.ndarray, rng) -> tuple[list[bytes], np.ndarray, int]:
+        """(bodies, nbits per client, chunks)."""
+
+    @abc.abstractmethod
+    def _decode_bodies(self, frames: list, *, run_seed: int, round: int, clients: np.ndarray) -> np.ndarray:
+        """Estimates (m, d) for valid frames; raise DecodeError for a structural defect."""
+
+    @abc.abstractmethod
+    def transcript_event(self) -> PrivacyEvent:
+        """Privacy event of one client's transcript (seed + payload) in one round."""
+
+    def encode(self, X, *, run_seed: int, round: int, clients, rng=None) -> list[bytes]:
+        """One payload per row of ``X`` (n, d); ``clients`` are the public client ids."""
+        X, single = as_batch(X, self.dim)
+        clients = _check_clients(clients, X.shape[0])
+        rng = np.random.default_rng(rng)
+        bodies, nbits, chunks = self._encode_bodies(X, run_seed=run_seed, round=round, clients=clients, rng=rng)
+        binds = binding_keys(run_seed, round, clients)
+        return [
+            wire.pack(wire.Frame(self.codec_id, chunks, int(nb), body), binding=int(b))
+            for body, nb, b in zip(bodies, nbits, binds)
+        ]
+
+    def decode(self, payloads, *, run_seed: int, round: int, clients) -> DecodeResult:
+        """Decode a batch; a bad payload fails its own row only (never the batch)."""
+        payloads = list(payloads)
+        clients = _check_clients(clients, len(payloads))
+        binds = binding_keys(run_seed, round, clients)
+        frames, errors = [], [None] * len(payloads)
+        for i, (p, b) in enumerate(zip(payloads, binds)):
+            try:
+                frames.append(wire.unpack(p, binding=int(b), codec_id=self.codec_id))
+            except LdpRecError as exc:
+                frames.append(None)
+                errors[i] = str(exc)
+        ok = np.array([f is not None for f in frames], dtype=bool)
+        est = np.zeros((len(payloads), self.dim))
+        idx = np.flatnonzero(ok)
+        if idx.size:
+            try:
+                est[idx] = self._decode_bodies([frames[i] for i in idx], run_seed=run_seed, round=round, clients=clients[idx])
+            except DecodeError:
+                # a structural defect somewhere in the batch: retry one by one to isolate it
+                for i in idx:
+                    try:
+                        est[i] = self._decode_bodies([frames[i]], run_seed=run_seed, round=round, clients=clients[i : i + 1])[0]
+                    except DecodeError as exc:
+                        ok[i] = False
+                        errors[i] = str(exc)
+                        est[i] = 0.0
+        return DecodeResult(est, ok, errors)
+
+    def payload_bits(self, payload: bytes) -> int:
+        """Information bits of a payload (what the literature counts), excluding the header."""
+        return wire.unpack_header_nbits(payload)
+
+
+def _event_for(mech: Mechanism, factor_event) -> PrivacyEvent:
+    g = mech.guarantee
+    return factor_event(g.epsilon, g.delta)
+
+
+def _guarantee_event(mech: Mechanism | None) -> PrivacyEvent:
+    if mech is None:
+        return NonPrivateEvent()
+    g = mech.guarantee
+    return PureEvent(g.epsilon) if g.delta == 0 else ApproxEvent(g.epsilon, g.delta)
+
+
+@dataclass
+class FloatCodec(Codec):
+    """Uncompressed: the mechanism's unbiased estimate as float32 (``mechanism=None``: the raw
+    vector, non-private). Transcript = the mechanism's own guarantee."""
+
+    mechanism: Mechanism | None
+    dim: int
+    name: str = field(default="none", init=False)
+    codec_id: int = field(default=0, init=False)
+
+    def __post_init__(self) -> None:
+        check_positive_int(self.dim, "dim")
+        if self.mechanism is not None and self.mechanism.dim != self.dim:
+            raise ParameterError(f"mechanism dim {self.mechanism.dim} != codec dim {self.dim}")
+
+    def transcript_event(self) -> PrivacyEvent:
+        return _guarantee_event(self.mechanism)
+
+    def _encode_bodies(self, X, *, run_seed, round, clients, rng):
+        Z = X if self.mechanism is None else self.mechanism.privatize(X, rng=rng)
+        Z = np.ascontiguousarray(Z, dtype="<f4")
+        return [row.tobytes() for row in Z], np.full(X.shape[0], 32 * self.dim), 1
+
+    def _decode_bodies(self, frames, *, run_seed, round, clients):
+        out = np.empty((len(frames), self.dim))
+        for i, f in enumerate(frames):
+            if f.chunks != 1 or f.nbits != 32 * self.dim:
+                raise DecodeError(f"float payload of {f.nbits} bits, expected {32 * self.dim}")
+            out[i] = np.frombuffer(f.body, dtype="<f4")
+        if not np.all(np.isfinite(out)):
+            raise DecodeError("float payload holds NaN or Inf")
+        return out
+
+
+def _split_sizes(dim: int, blocks: int) -> list[int]:
+    return [len(a) for a in np.array_split(np.arange(dim), blocks)]
+
+
+@dataclass
+class RecCodec(Codec):
+    """A :class:`RatioMechanism` compressed by a channel :class:`Simulator`.
+
+    Each chunk's message is the simulator's candidate index, coded with ``index_code`` (a
+    :class:`~ldp_rec.coding.codes.IntegerCode` applied to index + 1). Cap mechanisms decoded from
+    simulators with a finite-N bias (MRC, modified MRC, rejection sampling with fallback) are
+    unbiased with the simulator's *effective* cap probability (references.md §3), obtained from
+    ``simulator.effective_cap_probability(mechanism)``.
+    """
+
+    mechanism: RatioMechanism
+    simulator: object  # a Simulator, or a callable chunk_mechanism -> Simulator
+    index_code: object
+    repetitions: int = 1
+    blocks: int = 1
+    codec_id: int = 1
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.mechanism, RatioMechanism):
+            raise IncompatibleError(
+                f"{self.simulator.name} compresses mechanisms with a density ratio against a public reference; "
+                f"{type(self.mechanism).__name__} has none"
+            )
+        check_positive_int(self.repetitions, "repetitions")
+        check_positive_int(self.blocks, "blocks")
+        self.dim = self.mechanism.dim
+        if self.blocks > self.dim:
+            raise ParameterError(f"blocks={self.blocks} exceeds dim={self.dim}")
+        k = self.repetitions * self.blocks
+        sizes = _split_sizes(self.dim, self.blocks)
+        self._slices = np.cumsum([0] + sizes)
+        self._mechs = [
+            dataclasses.replace(self.mechanism, epsilon=self.mechanism.epsilon / k, dim=s) for s in sizes
+        ]
+        make = self.simulator if callable(self.simulator) and not isinstance(self.simulator, Simulator) else None
+        self._sims = [make(m) if make else self.simulator for m in self._mechs]
+        self.name = self._sims[0].name
+        for m, sim in zip(self._mechs, self._sims):
+            lo, hi = m.log_ratio_bounds()
+            sim.check_target(_BoundsOnly(lo, hi))
+        self._p_eff = [self._effective_p(m, sim) for m, sim in zip(self._mechs, self._sims)]
+
+    @property
+    def chunks(self) -> int:
+        return self.repetitions * self.blocks
+
+    @staticmethod
+    def _effective_p(mech, sim):
+        if not hasattr(mech, "cap_mass"):
+            return None
+        return effective_cap_probability(sim, mech)
+
+    def transcript_event(self) -> PrivacyEvent:
+        evs = []
+        for m in self._mechs:
+            g = m.guarantee
+            evs.extend([self._sims[0].transcript.event(g.epsilon, g.delta)] * self.repetitions)
+        return evs[0] if len(evs) == 1 else ComposedEvent(tuple(evs))
+
+    def _chunk_keys(self, run_seed, round, clients, j):
+        return randomness.derive_keys(run_seed, round, clients, j)
+
+    def _encode_bodies(self, X, *, run_seed, round, clients, rng):
+        n = X.shape[0]
+        idx = np.empty((n, self.chunks), dtype=np.int64)
+        for rep in range(self.repetitions):
+            for b, mech in enumerate(self._mechs):
+                j = rep * self.blocks + b
+                U = mech.prepare(X[:, self._slices[b] : self._slices[b + 1]], rng=rng)
+                target = MechanismTarget(mech, U, self._chunk_keys(run_seed, round, clients, j))
+                msgs = self._sims[b].encode(target, rng=rng)
+                idx[:, j] = [m.index for m in msgs]
+        bodies, nbits = [], np.empty(n, dtype=np.int64)
+        for c in range(n):
+            data, nb = self.index_code.encode_many(idx[c] + 1)
+            bodies.append(data)
+            nbits[c] = nb
+        return bodies, nbits, self.chunks
+
+    def _decode_bodies(self, frames, *, run_seed, round, clients):
+        m = len(frames)
+        idx = np.empty((m, self.chunks), dtype=np.int64)
+        for i, f in enumerate(frames):
+            if f.chunks != self.chunks:
+                raise DecodeError(f"payload has {f.chunks} chunks, codec expects {self.chunks}")
+            idx[i] = self.index_code.decode_many(f.body, self.chunks, f.nbits) - 1
+        est = np.zeros((m, self.dim))
+        for rep in range(self.repetitions):
+            for b, mech in enumerate(self._mechs):
+                j = rep * self.blocks + b
+                msgs = [Message(index=int(k)) for k in idx[:, j]]
+                V = self._sims[b].decode(msgs, mech.reference, self._chunk_keys(run_seed, round, clients, j))
+                p_eff = self._p_eff[b]
+                Z = mech.unbias(V) if p_eff is None else mech.unbias(V, p_eff=p_eff)
+                est[:, self._slices[b] : self._slices[b + 1]] += Z / self.repetitions
+        return est
+
+
+@dataclass(frozen=True)
+class _BoundsOnly:
+    lo: float
+    hi: float
+
+    @property
+    def bounds(self):
+        return (self.lo, self.hi)

@@ -1,0 +1,138 @@
+"""Command-line names of mechanisms and codecs, and :func:`make_codec`.
+
+Mechanisms: privunit2, privunitg, sqkr, rrsc, duchi, laplace, gaussian, rr.
+Codecs: none (uncompressed floats), mrc, modified-mrc, orc, ppr, rs-fallback, pfr, gprs, and native
+(the mechanism's own b-bit code: SQKR and RRSC, whose mechanism and code are one).
+A pair that does not make sense raises :class:`~ldp_rec.errors.IncompatibleError` saying why.
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+
+from ..errors import IncompatibleError, ParameterError
+
+# name -> "module:Class"
+MECHANISMS = {
+    "privunit2": "ldp_rec.mechanisms.privunit2:PrivUnit2",
+    "privunitg": "ldp_rec.mechanisms.privunitg:PrivUnitG",
+    "duchi": "ldp_rec.mechanisms.duchi:DuchiL2",
+    "laplace": "ldp_rec.mechanisms.laplace:LaplaceMechanism",
+    "gaussian": "ldp_rec.mechanisms.gaussian:GaussianMechanism",
+    "rr": "ldp_rec.mechanisms.randomized_response:CoordinateRR",
+    "sqkr": "ldp_rec.mechanisms.sqkr:SQKR",
+    "rrsc": "ldp_rec.mechanisms.rrsc:RRSC",
+}
+
+# codec name -> (wire codec id, description)
+CODECS = {
+    "none": (0, "uncompressed LDP: the unbiased estimate as float32"),
+    "mrc": (1, "minimal random coding, N = 2^bits shared candidates (transcript 2ε)"),
+    "modified-mrc": (2, "Shah et al.'s modified MRC (transcript ε)"),
+    "orc": (3, "ordered random coding"),
+    "ppr": (4, "Poisson private representation (transcript 2αε, exact)"),
+    "rs-fallback": (5, "rejection sampling with fallback on shared candidates (transcript unbounded)"),
+    "pfr": (6, "Poisson functional representation (exact, transcript not established)"),
+    "gprs": (7, "greedy Poisson rejection sampling (exact, transcript not established)"),
+    "native": (8, "the mechanism's own code (SQKR, RRSC)"),
+}
+
+
+def _load(spec: str):
+    module, cls = spec.split(":")
+    return getattr(importlib.import_module(module), cls)
+
+
+def make_mechanism(name: str, *, epsilon: float, dim: int, **kwargs):
+    if name not in MECHANISMS:
+        raise ParameterError(f"unknown mechanism {name!r}; choose from {sorted(MECHANISMS)}")
+    return _load(MECHANISMS[name])(epsilon=epsilon, dim=dim, **kwargs)
+
+
+def _index_code(kind: str, bits: int | None = None):
+    from ..coding import codes
+
+    if kind == "fixed":
+        return codes.FixedLength(bits)
+    return codes.EliasDelta()
+
+
+def _simulator_factory(codec: str, *, bits, alpha, tries):
+    """(factory chunk_mechanism -> Simulator, index code kind)."""
+    from ..rec import mrc
+
+    def n_bits(m):
+        return bits if bits is not None else mrc.mrc_bits(m.epsilon)
+
+    if codec == "mrc":
+        return (lambda m: mrc.MRC(bits=n_bits(m))), "fixed"
+    if codec == "modified-mrc":
+        return (lambda m: mrc.ModifiedMRC(bits=n_bits(m), epsilon=m.epsilon)), "fixed"
+    if codec == "orc":
+        from ..rec.orc import ORC
+        return (lambda m: ORC(bits=n_bits(m))), "variable"
+    if codec == "pfr":
+        from ..rec.pfr import PFR
+        return (lambda m: PFR()), "variable"
+    if codec == "ppr":
+        from ..rec.ppr import PPR
+        return (lambda m: PPR(alpha=2.0 if alpha is None else alpha)), "variable"
+    if codec == "rs-fallback":
+        from ..rec.rejection import RejectionSampling
+        return (lambda m: RejectionSampling(tries=tries if tries is not None else max(1, int(math.ceil(
+            math.exp(m.log_ratio_bounds()[1]) * 8))))), "variable"
+    if codec == "gprs":
+        from ..rec.gprs import GPRS
+        return (lambda m: GPRS()), "variable"
+    raise ParameterError(f"unknown codec {codec!r}; choose from {sorted(CODECS)}")
+
+
+def make_codec(mechanism, codec: str, *, epsilon: float | None = None, dim: int | None = None, bits: int | None = None,
+               alpha: float | None = None, tries: int | None = None, repetitions: int = 1, blocks: int = 1,
+               **mechanism_kwargs):
+    """Build the codec ``codec`` for ``mechanism`` (a name, a Mechanism instance, or None for non-private)."""
+    from .core import FloatCodec, RecCodec
+    from .native import NativeCodec
+
+    if codec not in CODECS:
+        raise ParameterError(f"unknown codec {codec!r}; choose from {sorted(CODECS)}")
+    if isinstance(mechanism, str):
+        if mechanism in ("sqkr", "rrsc") and bits is not None:
+            mechanism_kwargs.setdefault("bits", bits)
+        mech = make_mechanism(mechanism, epsilon=epsilon, dim=dim, **mechanism_kwargs)
+    else:
+        mech = mechanism
+    if mech is None:
+        if codec != "none":
+            raise IncompatibleError("the non-private baseline sends floats: use codec 'none'")
+        return FloatCodec(None, dim)
+    if codec == "none":
+        return FloatCodec(mech, mech.dim)
+    if codec == "native":
+        if not hasattr(mech, "encode") or not hasattr(mech, "decode"):
+            raise IncompatibleError(f"{mech.name} has no native code; only SQKR and RRSC are their own codes")
+        return NativeCodec(mech)
+    if mech.name in ("sqkr", "rrsc"):
+        raise IncompatibleError(
+            f"{mech.name} is a discrete mechanism whose output already is a b-bit code; use codec 'native' "
+            "(or 'none' for floats)")
+    from ..mechanisms.base import RatioMechanism
+
+    if not isinstance(mech, RatioMechanism):
+        raise IncompatibleError(f"{codec} needs a density ratio against a public reference; {mech.name} has none")
+    lo, hi = mech.log_ratio_bounds()
+    if codec in ("mrc", "modified-mrc", "orc", "rs-fallback", "pfr", "gprs") and not (math.isfinite(lo) and math.isfinite(hi)):
+        raise IncompatibleError(
+            f"{codec} needs a bounded density ratio, but {mech.name}'s ratio against its reference is unbounded "
+            f"(log bounds {lo}, {hi}); use codec 'ppr' or 'none'")
+    factory, code_kind = _simulator_factory(codec, bits=bits, alpha=alpha, tries=tries)
+    k = repetitions * blocks
+    chunk_bits = bits if bits is not None else None
+    if code_kind == "fixed":
+        from ..rec import mrc
+        nb = chunk_bits if chunk_bits is not None else mrc.mrc_bits(mech.epsilon / k)
+        index_code = _index_code("fixed", nb)
+    else:
+        index_code = _index_code("variable")
+    return RecCodec(mech, factory, index_code, repetitions=repetitions, blocks=blocks, codec_id=CODECS[codec][0])

@@ -1,0 +1,92 @@
+"""The result-file schema: every result records its config, package versions and git commit.
+
+Results are data: a JSON object ``{"schema": ..., "meta": {...}, "config": {...}, ...figures}``
+written once. :func:`write_result` refuses to overwrite an existing file unless ``force=True``.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+SCHEMA_VERSION = 1
+_PACKAGES = ("ldp-rec", "numpy", "scipy", "numba", "torch", "flwr", "opacus", "dp-accounting")
+
+
+def git_commit() -> str | None:
+    """The commit of the ldp-rec checkout (with ``+dirty`` when the tree has changes), if any."""
+    root = Path(__file__).resolve().parents[2]
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10)
+        if head.returncode != 0:
+            return None
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        return head.stdout.strip() + ("+dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def versions() -> dict:
+    out = {"python": sys.version.split()[0], "platform": platform.platform()}
+    for name in _PACKAGES:
+        try:
+            out[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def metadata() -> dict:
+    return {
+        "schema": SCHEMA_VERSION,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "git_commit": git_commit(),
+        "versions": versions(),
+        "cpu_count": os.cpu_count(),
+    }
+
+
+def _default(o):
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def write_result(path, result: dict, *, force: bool = False) -> Path:
+    """Write ``result`` (with ``meta`` added) as JSON; never overwrite silently."""
+    path = Path(path)
+    if path.exists() and not force:
+        raise FileExistsError(f"{path} exists; choose another --out or pass --force")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {"meta": metadata(), **result}
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(payload, indent=2, default=_default, allow_nan=True))
+    tmp.replace(path)
+    return path
+
+
+def run_dir(base, name: str) -> Path:
+    """A fresh folder ``base/name-YYYYmmdd-HHMMSS[-k]`` for one run."""
+    base = Path(base)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    for k in range(1000):
+        d = base / (f"{name}-{stamp}" + (f"-{k}" if k else ""))
+        try:
+            d.mkdir(parents=True)
+            return d
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"could not create a fresh run folder under {base}")

@@ -1,0 +1,120 @@
+"""Small torch models for the simulator, and flat-parameter helpers.
+
+All models take *flattened* inputs ``(batch, prod(input_shape))`` (or already shaped ones) and
+return logits ``(batch, num_classes)``. They hold no buffers, no BatchNorm and no dropout, so
+:func:`torch.func.functional_call` under ``vmap`` over users is exact and deterministic.
+
+* ``logreg``: multinomial logistic regression, one ``Linear(prod(shape), C)``;
+  on digits 64·10 + 10 = 650 parameters.
+* ``mlp``: ``Linear(prod(shape), hidden) → ReLU → Linear(hidden, C)``.
+* ``cnn``: ``Conv(3×3, 8) → ReLU → MaxPool 2`` [``→ Conv(3×3, 16) → ReLU → MaxPool 2`` when the
+  image side is ≥ 16, e.g. 28×28 or 32×32] ``→ Linear(·, C)``; padding 1 keeps the side.
+
+Initialisation reproduces PyTorch's default ``Linear``/``Conv2d`` init (Kaiming-uniform with
+a = √5 for weights, U(±1/√fan_in) for biases) drawn from a ``torch.Generator`` seeded with
+``seed``, so building a model never touches torch's global RNG.
+
+The flat-parameter order is ``model.parameters()`` order, each tensor flattened row-major;
+:func:`get_flat_params`, :func:`set_flat_params` and :func:`ldp_rec.fl.task.local_updates` agree on it.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from .._validation import check_positive_int
+from ..errors import InputError, ParameterError
+
+MODELS: tuple[str, ...] = ("logreg", "mlp", "cnn")
+
+
+class Reshape(nn.Module):
+    """Reshape ``(batch, ...)`` to ``(batch, *shape)``."""
+
+    def __init__(self, shape: Sequence[int]):
+        super().__init__()
+        self.shape = tuple(int(s) for s in shape)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.reshape(x.shape[0], *self.shape)
+
+
+def _reset_parameters(model: nn.Module, generator: torch.Generator) -> None:
+    """PyTorch's default init for Linear/Conv2d, drawn from ``generator``."""
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, (nn.Linear, nn.Conv2d)):
+                nn.init.kaiming_uniform_(m.weight, a=math.sqrt(5), generator=generator)
+                if m.bias is not None:
+                    fan_in = m.weight[0].numel()
+                    bound = 1.0 / math.sqrt(fan_in) if fan_in > 0 else 0.0
+                    nn.init.uniform_(m.bias, -bound, bound, generator=generator)
+
+
+def make_model(
+    name: str,
+    input_shape: Sequence[int] | int,
+    num_classes: int,
+    *,
+    hidden: int = 64,
+    seed: int = 0,
+) -> nn.Module:
+    """Build ``logreg``, ``mlp`` or ``cnn`` for inputs of ``input_shape`` (``(C, H, W)`` or ``(features,)``)."""
+    shape = (int(input_shape),) if isinstance(input_shape, (int, np.integer)) else tuple(int(s) for s in input_shape)
+    if not shape or any(s < 1 for s in shape):
+        raise ParameterError(f"input_shape must be positive, got {input_shape!r}")
+    num_classes = check_positive_int(num_classes, "num_classes", minimum=2)
+    hidden = check_positive_int(hidden, "hidden")
+    n_in = int(np.prod(shape))
+    if name == "logreg":
+        model = nn.Sequential(nn.Flatten(), nn.Linear(n_in, num_classes))
+    elif name == "mlp":
+        model = nn.Sequential(nn.Flatten(), nn.Linear(n_in, hidden), nn.ReLU(), nn.Linear(hidden, num_classes))
+    elif name == "cnn":
+        if len(shape) != 3:
+            raise ParameterError(f"cnn needs input_shape (C, H, W), got {shape}")
+        c, h, w = shape
+        layers: list[nn.Module] = [Reshape(shape), nn.Conv2d(c, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2)]
+        h, w, ch = h // 2, w // 2, 8
+        if min(shape[1:]) >= 16:
+            layers += [nn.Conv2d(8, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2)]
+            h, w, ch = h // 2, w // 2, 16
+        layers += [nn.Flatten(), nn.Linear(ch * h * w, num_classes)]
+        model = nn.Sequential(*layers)
+    else:
+        raise ParameterError(f"unknown model {name!r}; choose one of {MODELS}")
+    _reset_parameters(model, torch.Generator().manual_seed(int(seed)))
+    return model
+
+
+def num_params(model: nn.Module) -> int:
+    """Total number of (trainable) parameters: the dimension of a flat update."""
+    return int(sum(p.numel() for p in model.parameters()))
+
+
+def get_flat_params(model: nn.Module) -> np.ndarray:
+    """All parameters concatenated in ``model.parameters()`` order, float32 ``(num_params,)``."""
+    with torch.no_grad():
+        return torch.cat([p.detach().reshape(-1) for p in model.parameters()]).to(torch.float32).cpu().numpy().copy()
+
+
+def set_flat_params(model: nn.Module, vec) -> None:
+    """Write a flat vector (``get_flat_params`` order) into the model's parameters, in place."""
+    v = np.asarray(vec)
+    n = num_params(model)
+    if v.shape != (n,):
+        raise InputError(f"flat parameter vector must have shape ({n},), got {v.shape}")
+    if not np.all(np.isfinite(v)):
+        raise InputError("flat parameter vector contains NaN or Inf")
+    t = torch.as_tensor(v, dtype=torch.float32)
+    with torch.no_grad():
+        i = 0
+        for p in model.parameters():
+            k = p.numel()
+            p.copy_(t[i : i + k].reshape(p.shape))
+            i += k
