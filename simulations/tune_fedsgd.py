@@ -94,13 +94,18 @@ def main(argv=None) -> int:
     ap.add_argument("--model", default="logreg")
     ap.add_argument("--seeds", type=int, default=3, help="seeds for the best settings of each mode")
     ap.add_argument("--out", type=Path, default=None, help="write every run as a JSON line here")
+    ap.add_argument("--clips", type=float, nargs="+", default=[0.5, 1.0, 2.0, 4.0])
+    ap.add_argument("--server-lrs", type=float, nargs="+", default=[1.0, 2.0, 4.0, 8.0])
+    ap.add_argument("--local", nargs="+", default=["1.0:1", "0.5:2", "1.0:3"], help="local_lr:epochs pairs")
+    ap.add_argument("--scalings", nargs="+", default=["unit", "standard"], choices=["unit", "standard"])
+    ap.add_argument("--modes", nargs="+", default=["plain", "ldp"], choices=["plain", "ldp"])
     args = ap.parse_args(argv)
 
     if args.quick:
         clips, slrs, locals_, scalings = [1.0, 2.0], [2.0, 4.0], [(1.0, 1)], ["unit"]
     else:
-        clips, slrs = [0.5, 1.0, 2.0, 4.0], [1.0, 2.0, 4.0, 8.0]
-        locals_, scalings = [(1.0, 1), (0.5, 2), (1.0, 3)], ["unit", "standard"]
+        clips, slrs, scalings = args.clips, args.server_lrs, args.scalings
+        locals_ = [(float(a), int(b)) for a, b in (pair.split(":") for pair in args.local)]
     rows: list[dict] = []
     meta = _meta()
 
@@ -116,7 +121,7 @@ def main(argv=None) -> int:
 
     common = {"rounds": args.rounds, "epsilon": args.epsilon, "model_name": args.model}
     best: dict[str, tuple[float, dict]] = {}
-    for mode in ("plain", "ldp"):
+    for mode in args.modes:
         # Non-private runs: clipping is not needed; sweep the server lr only (C recorded as 0).
         grid = (
             itertools.product([0.0], slrs, locals_, scalings)
@@ -133,7 +138,7 @@ def main(argv=None) -> int:
 
     print("\nBest settings, repeated over seeds:")
     summary = {}
-    for mode, (_, cfg) in best.items():
+    for mode, (_, cfg) in best.items() if args.seeds > 0 else ():
         accs, secs = [], []
         for s in range(args.seeds):
             c = {**cfg, "seed": 100 + s}

@@ -79,8 +79,8 @@ def _simulator_factory(codec: str, *, bits, alpha, tries):
         from ..rec.ppr import PPR
         return (lambda m: PPR(alpha=2.0 if alpha is None else alpha)), "variable"
     if codec == "rs-fallback":
-        from ..rec.rejection import RejectionSampling
-        return (lambda m: RejectionSampling(tries=tries if tries is not None else max(1, int(math.ceil(
+        from ..rec.rejection import RejectionSampler
+        return (lambda m: RejectionSampler(tries=tries if tries is not None else max(1, int(math.ceil(
             math.exp(m.log_ratio_bounds()[1]) * 8))))), "variable"
     if codec == "gprs":
         from ..rec.gprs import GPRS

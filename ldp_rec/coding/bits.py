@@ -214,14 +214,27 @@ def unpack_fixed(data: bytes, width: int, count: int) -> np.ndarray:
 
 @nb.njit(cache=True)
 def _pack_fields_kernel(values, widths, out):
-    pos = 0
+    """Append fields MSB first through a 64-bit accumulator, flushing whole bytes."""
+    acc = np.uint64(0)
+    nacc = 0  # pending bits in acc, < 8 between fields
+    o = 0
     for i in range(values.size):
         v = values[i]
-        for j in range(widths[i] - 1, -1, -1):
-            if j < 64 and (v >> np.uint64(j)) & np.uint64(1):
-                out[pos >> 3] |= np.uint8(1 << (7 - (pos & 7)))
-            pos += 1
-    return pos
+        w = widths[i]
+        while w > 0:
+            take = min(w, 56 - nacc)
+            shift = w - take
+            piece = np.uint64(0) if shift >= 64 else (v >> np.uint64(shift)) & ((np.uint64(1) << np.uint64(take)) - np.uint64(1))
+            acc = (acc << np.uint64(take)) | piece
+            nacc += take
+            w -= take
+            while nacc >= 8:
+                out[o] = np.uint8((acc >> np.uint64(nacc - 8)) & np.uint64(0xFF))
+                o += 1
+                nacc -= 8
+    if nacc:
+        out[o] = np.uint8((acc << np.uint64(8 - nacc)) & np.uint64(0xFF))
+    return 8 * o + nacc
 
 
 def pack_fields(values, widths) -> tuple[bytes, int]:

@@ -8,7 +8,7 @@ Every code takes ``v >= 1``. A 0-based candidate index ``i`` is coded as ``v = i
 * ``EliasDelta`` (Elias 1975): γ(``N + 1``), then the ``N`` low bits of ``v``;
   ``N + 2·floor(log2(N + 1)) + 1`` bits.
 * ``ZetaCode(k)`` (Boldi & Vigna 2005, "Codes for the World Wide Web", Internet Math. 2(4),
-  §3): for ``v ∈ [2^{hk}, 2^{(h+1)k})`` write ``h`` zeros and a one (``h + 1`` in unary), then the
+  ζ codes): for ``v ∈ [2^{hk}, 2^{(h+1)k})`` write ``h`` zeros and a one (``h + 1`` in unary), then the
   minimal binary code of ``z = v - 2^{hk}`` in ``[0, m)``, ``m = 2^{(h+1)k} - 2^{hk}``: with
   ``s = ceil(log2 m)``, ``z < 2^s - m`` takes ``s - 1`` bits, else ``z + 2^s - m`` takes ``s``.
   For ``k >= 2`` that is ``s = (h+1)k`` and the short branch is ``z < 2^{hk}``; ζ_1 = γ.

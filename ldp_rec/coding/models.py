@@ -112,7 +112,7 @@ class ZetaModel(IndexModel):
 
     ``P[K > k] = ζ(s, k+1) / ζ(s)`` (Hurwitz zeta). Entropy in nats is
     ``ln ζ(s) + s·E[ln K]`` with ``E[ln K] = -ζ'(s)/ζ(s)``. The Boldi–Vigna code ζ_k is matched to
-    ``s = 1 + 1/k`` (Boldi & Vigna 2005, §3).
+    ``s = 1 + 1/k`` (Boldi & Vigna 2005).
     """
 
     s: float

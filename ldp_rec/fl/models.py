@@ -70,6 +70,17 @@ def make_model(
         raise ParameterError(f"input_shape must be positive, got {input_shape!r}")
     num_classes = check_positive_int(num_classes, "num_classes", minimum=2)
     hidden = check_positive_int(hidden, "hidden")
+    if name not in MODELS:
+        raise ParameterError(f"unknown model {name!r}; choose one of {MODELS}")
+    # nn.Linear/nn.Conv2d initialise themselves from the global RNG on construction: build under
+    # fork_rng (which restores the global state) and re-initialise from our own generator.
+    with torch.random.fork_rng(devices=[]):
+        model = _build(name, shape, num_classes, hidden)
+    _reset_parameters(model, torch.Generator().manual_seed(int(seed)))
+    return model
+
+
+def _build(name: str, shape: tuple[int, ...], num_classes: int, hidden: int) -> nn.Module:
     n_in = int(np.prod(shape))
     if name == "logreg":
         model = nn.Sequential(nn.Flatten(), nn.Linear(n_in, num_classes))
@@ -86,9 +97,6 @@ def make_model(
             h, w, ch = h // 2, w // 2, 16
         layers += [nn.Flatten(), nn.Linear(ch * h * w, num_classes)]
         model = nn.Sequential(*layers)
-    else:
-        raise ParameterError(f"unknown model {name!r}; choose one of {MODELS}")
-    _reset_parameters(model, torch.Generator().manual_seed(int(seed)))
     return model
 
 

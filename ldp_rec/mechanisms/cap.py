@@ -20,8 +20,9 @@ over the uniform sphere; PrivUnitG (Asi, Feldman, Talwar 2022, Sec. 4) over N(0,
 
 Tightness fact used by all parameter choices: for a fixed γ the best p makes the constraint tight,
 ``p = e^ε q / (e^ε q + 1 − q)``, and then ``p/q − (1−p)/(1−q) = (e^ε − 1)/(1 + (e^ε − 1) q)``. Since
-``E_P[t 1{t ≥ γ}]`` is even in γ for both references (sphere: ``c(γ) = (1−γ²)^{(d−1)/2} / ((d−1) B((d−1)/2, 1/2))``;
-Gaussian: ``φ(γ)``) and ``q`` decreases in γ, every γ < 0 is beaten by −γ: optimal caps have γ ≥ 0.
+``E_P[t 1{t ≥ γ}]`` is even in γ for both references
+(sphere: ``c(γ) = (1−γ²)^{(d−1)/2} / ((d−1) B((d−1)/2, 1/2))``; Gaussian: ``φ(γ)``) and
+``q(−γ) = 1 − q(γ) > q(γ)`` for γ > 0, every γ < 0 is beaten by −γ: optimal caps have γ ≥ 0.
 
 This module also holds the exact numerics of the sphere projection ``t = ⟨V, u⟩`` for V uniform on
 S^{d−1}: density ``(1−t²)^{(d−3)/2} / B((d−1)/2, 1/2)`` on [−1, 1], i.e. ``t² ~ Beta(1/2, (d−1)/2)``
@@ -93,7 +94,8 @@ def log_beta_half(a: float) -> float:
     if a < 200:
         log_ratio = special.gammaln(a + 0.5) - special.gammaln(a)
     else:
-        log_ratio = 0.5 * math.log(a) + math.log1p(-1 / (8 * a) + 1 / (128 * a**2) + 5 / (1024 * a**3) - 21 / (32768 * a**4))
+        series = -1 / (8 * a) + 1 / (128 * a**2) + 5 / (1024 * a**3) - 21 / (32768 * a**4)
+        log_ratio = 0.5 * math.log(a) + math.log1p(series)
     return 0.5 * math.log(math.pi) - log_ratio
 
 
@@ -128,7 +130,7 @@ class CapMechanism(RatioMechanism):
     # ---- hooks
     @abc.abstractmethod
     def _default_parameters(self) -> tuple[float, float]:
-        """(p, γ) when neither is overridden."""
+        """(p, γ) when neither is overridden (p is then recomputed tight from the forward q(γ))."""
 
     @abc.abstractmethod
     def _cap_mass(self, gamma: float) -> float:
@@ -188,7 +190,8 @@ class CapMechanism(RatioMechanism):
         lo = math.log1p(-p) - math.log1p(-q)
         hi = math.log(p) - math.log(q)
         if _spread(p, q) > eps + _SPREAD_SLACK:
-            raise ParameterError(f"(p, gamma) = ({p}, {gamma}) violates the privacy constraint: spread {hi - lo} > {eps}")
+            raise ParameterError(
+                f"(p, gamma) = ({p}, {gamma}) violates the privacy constraint: spread {hi - lo} > {eps}")
         for k, v in (("_p", float(p)), ("_gamma", float(gamma)), ("_q", q), ("_bounds", (lo, hi))):
             object.__setattr__(self, k, v)
         object.__setattr__(self, "_means", tuple(float(v) for v in self._cap_means()))
@@ -252,7 +255,8 @@ class CapMechanism(RatioMechanism):
         z = np.asarray(z)
         u = np.asarray(u)
         if z.ndim < 2 or u.ndim < 1 or z.shape[-1] != self.dim or u.shape[-1] != self.dim:
-            raise InputError(f"log_ratio needs z (..., m, {self.dim}) and u (..., {self.dim}), got {z.shape}, {u.shape}")
+            raise InputError(
+                f"log_ratio needs z (..., m, {self.dim}) and u (..., {self.dim}), got {z.shape}, {u.shape}")
         if z.dtype.kind not in "fiu" or u.dtype.kind not in "fiu":
             raise InputError("z and u must be real arrays")
         z = z.astype(np.float64, copy=False)
@@ -367,7 +371,10 @@ class SphereCapMechanism(CapMechanism):
         return 1.0
 
     def _cap_indicator(self, dots, sqnorms):
-        """t = dots/√sqnorms ≥ γ, evaluated as ``dots ≥ γ √sqnorms`` (no division)."""
+        """t = dots/√sqnorms ≥ γ, evaluated as ``dots ≥ γ √sqnorms`` (no division; γ = 0: ``dots ≥ 0``)."""
         if sqnorms is None:
             raise InputError("the sphere reference needs sqnorms = ||g||^2 to normalise the base variates")
-        return np.asarray(dots, dtype=np.float64) >= self._gamma * np.sqrt(np.asarray(sqnorms, dtype=np.float64))
+        dots = np.asarray(dots, dtype=np.float64)
+        if self._gamma == 0:
+            return dots >= 0
+        return dots >= self._gamma * np.sqrt(np.asarray(sqnorms, dtype=np.float64))

@@ -4,8 +4,8 @@ its applications in private federated learning", Alg. 1 and Thm 1), with the opt
 Given a unit u, output V uniform on the cap {v ∈ S^{d−1}: ⟨v, u⟩ ≥ γ} with probability p, else uniform on
 its complement (see :mod:`.cap`). With q = ½ I_{1−γ²}((d−1)/2, ½) it is ε-LDP iff
 log[p(1−q)/((1−p)q)] ≤ ε, and ``m = E⟨V, u⟩ = c(γ) [p/q − (1−p)/(1−q)]`` with
-``c(γ) = (1−γ²)^{(d−1)/2} / ((d−1) B((d−1)/2, ½))``; ``Z = C V/m`` has ``E‖Z − x‖² = C²(1/m² − 1)``
-for ‖x‖ = C.
+``c(γ) = (1−γ²)^{(d−1)/2} / ((d−1) B((d−1)/2, ½))``; ``Z = C V/m`` has
+``E‖Z − x‖² = C²(1/m² − 1)`` for ‖x‖ = C.
 
 Parameters ("optimised split", :func:`privunit2_parameters`): instead of Thm 1's sufficient
 conditions (ε = ε0 + ε1, p = e^{ε0}/(1+e^{ε0}), γ from a bound; :func:`privunit2_sufficient_parameters`)
@@ -26,6 +26,7 @@ import numpy as np
 from scipy import optimize, special
 
 from .._validation import check_epsilon, check_positive_int
+from ..errors import ParameterError
 from .cap import SphereCapMechanism, sphere_cap_mass, sphere_log_partial_mean, tight_cap_probability
 
 _GRID = 4001
@@ -85,9 +86,12 @@ def privunit2_sufficient_gamma(epsilon1: float, dim: int) -> float:
 
     (i) γ ≤ ((e^{ε1} − 1)/(e^{ε1} + 1)) √(π / (2(d − 1))), or
     (ii) ε1 ≥ ½ log d + log 6 − ((d − 1)/2) log(1 − γ²) + log γ with γ ≥ √(2/d).
+
+    Needs d ≥ 3: for d = 2 condition (i) is *not* sufficient (it can even exceed 1). Measured with the
+    exact cap mass arccos(γ)/π: at ε1 = 2 it gives γ = 0.9545 and a cap ratio of e^{2.24} > e^{2}.
     """
     eps1 = check_epsilon(epsilon1, "epsilon1")
-    d = check_positive_int(dim, "dim", minimum=2)
+    d = check_positive_int(dim, "dim", minimum=3)
     g1 = math.tanh(eps1 / 2) * math.sqrt(math.pi / (2 * (d - 1)))
 
     def slack(g):
@@ -107,7 +111,7 @@ def privunit2_sufficient_parameters(epsilon: float, dim: int, *, eps0_fraction: 
     eps = check_epsilon(epsilon)
     theta = float(eps0_fraction)
     if not 0 < theta < 1:
-        raise ValueError(f"eps0_fraction must lie in (0, 1), got {eps0_fraction!r}")
+        raise ParameterError(f"eps0_fraction must lie in (0, 1), got {eps0_fraction!r}")
     return float(special.expit(theta * eps)), privunit2_sufficient_gamma((1 - theta) * eps, dim)
 
 

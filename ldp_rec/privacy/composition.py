@@ -2,11 +2,11 @@
 
 * :func:`basic_composition`: ``(Σ ε_t, Σ δ_t)`` (Dwork & Roth 2014, Thm 3.16).
 * :func:`advanced_composition`: ``T`` rounds of ε-DP are ``(ε', δ')``-DP with
-  ``ε' = ε·sqrt(2T ln(1/δ')) + T·ε·(e^ε − 1)`` (Dwork, Rothblum & Vadhan 2010, Thm III.3;
+  ``ε' = ε·sqrt(2T ln(1/δ')) + T·ε·(e^ε − 1)`` (Dwork, Rothblum & Vadhan 2010;
   Dwork & Roth 2014, Thm 3.20).
 * :func:`exact_pure_composition`: the optimal ε' for ``T`` homogeneous ε-DP rounds (Kairouz,
-  Oh & Viswanath 2015, Thm 3.3) in closed form. Every ε-DP mechanism is a post-processing of
-  binary randomised response ``RR_ε`` (ibid., Thm 2.5), so the worst-case privacy loss of ``T``
+  Oh & Viswanath 2015, optimal composition theorem) in closed form. Every ε-DP mechanism is a post-processing of
+  binary randomised response ``RR_ε`` (ibid., §2), so the worst-case privacy loss of ``T``
   rounds is ``L = ε(2B − T)``, ``B ~ Bin(T, p)``, ``p = e^ε/(1 + e^ε)``, and
   ``δ(ε') = sup_S P(S) − e^{ε'} Q(S)`` is attained on upper sets ``{B >= j}``:
   ``ε'(δ) = max(0, max_j ln((P[B>=j] − δ) / Q[B>=j]))`` with ``Q`` the law under ``p ↔ 1−p``.
@@ -145,7 +145,7 @@ def pld_pure_composition(
 
 def pure_rdp(epsilon: float, orders) -> np.ndarray:
     """Rényi divergence of order α of the worst-case ε-DP pair ``RR_ε`` (tight RDP of pure DP,
-    by data processing and KOV 2015 Thm 2.5): with ``p = e^ε/(1+e^ε)``,
+    by data processing and KOV 2015 §2): with ``p = e^ε/(1+e^ε)``,
     ``D_α = ln(p^α (1−p)^{1−α} + (1−p)^α p^{1−α}) / (α − 1)``, computed in log space."""
     eps = check_epsilon(epsilon)
     a = np.asarray(orders, dtype=np.float64)

@@ -152,3 +152,16 @@ def project_normal(keys, start, xs, dots, sqnorms):
             sq += g * g
         dots[c, m] = acc
         sqnorms[c, m] = sq
+
+
+@nb.njit(cache=True)
+def gather_normal_serial(keys, indices, out):
+    """Serial :func:`gather_normal` for a few clients (no thread start-up cost)."""
+    for c in range(out.shape[0]):
+        _fill_one_normal(keys[c], indices[c], out[c])
+
+
+@nb.njit(cache=True)
+def gather_uniform_serial(keys, indices, out):
+    for c in range(out.shape[0]):
+        _fill_one_uniform(keys[c], indices[c], out[c])

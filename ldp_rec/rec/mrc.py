@@ -107,13 +107,13 @@ def _waterfill(base, w, cap, target, sign):
         val = cap * n_sat + suf_b + sign * np.where(np.isfinite(ts), np.maximum(ts, 0.0), 0.0) * suf_w  # h-sum at t = τ_(m)
     ok = np.isfinite(ts) & ((val <= target) if sign > 0 else (val >= target))
     m = np.sum(ok, axis=-1, keepdims=True)  # breakpoints already passed at the solution
-    tot_b = np.sum(bs, -1, keepdims=True)
-    cs_b = np.concatenate([np.zeros_like(tot_b), np.cumsum(bs, -1)], -1)
-    cs_w = np.concatenate([np.zeros_like(tot_b), np.cumsum(ws, -1)], -1)
-    rest_b = tot_b - np.take_along_axis(cs_b, m, -1)
-    rest_w = np.sum(ws, -1, keepdims=True) - np.take_along_axis(cs_w, m, -1)
+    zero = np.zeros(bs.shape[:-1] + (1,))
+    rest_b = np.take_along_axis(np.concatenate([suf_b + bs, zero], -1), m, -1)  # Σ_{j ≥ m}, exact 0 at m = N
+    rest_w = np.take_along_axis(np.concatenate([suf_w + ws, zero], -1), m, -1)
+    # all movable entries saturated: the solution is the last breakpoint passed
+    t_sat = np.take_along_axis(np.where(np.isfinite(ts), np.maximum(ts, 0.0), 0.0), np.maximum(m - 1, 0), -1)
     with np.errstate(divide="ignore", invalid="ignore"):
-        t = np.where(rest_w > 0, sign * (target - cap * m - rest_b) / rest_w, 0.0)
+        t = np.where(rest_w > 0, sign * (target - cap * m - rest_b) / rest_w, t_sat)
     t = np.maximum(t, 0.0)
     h = base + sign * t * w
     return np.minimum(h, cap) if sign > 0 else np.maximum(h, cap)
@@ -288,6 +288,10 @@ class ModifiedMRC(Simulator):
     def __post_init__(self) -> None:
         _check_bits(self.bits)
         check_epsilon(self.epsilon)
+
+    def check_target(self, target: Target) -> None:
+        if not np.isfinite(target.bounds[1]):
+            raise IncompatibleError(f"{self.name} needs a finite upper bound c_max on the density ratio")
 
     @property
     def n_candidates(self) -> int:

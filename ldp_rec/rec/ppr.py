@@ -44,6 +44,7 @@ from scipy import special
 
 from ..errors import InputError, ParameterError
 from ..privacy.events import TranscriptPrivacy
+from . import randomness
 from .base import MechanismTarget, Message, Simulator, Target, decode_candidates
 from .mrc import check_indices, check_log_ratios
 from .pfr import resolve_cap
@@ -69,18 +70,20 @@ def _invert_tail(target_mass, a, beta, alpha: float) -> np.ndarray:
     return np.exp(0.5 * (lo + hi))
 
 
-def log_ratio_at(target: Target, indices) -> np.ndarray:
-    """``log r_c(Z_{c, indices[c]})`` for every client c, one candidate each."""
+def log_ratio_at(target: Target, rows, indices) -> np.ndarray:
+    """``log r_c(Z_{c, k})`` for the pairs ``(c, k) = (rows[i], indices[i])``, one candidate each."""
+    rows = np.asarray(rows, dtype=np.int64)
     idx = np.asarray(indices, dtype=np.int64)
     if hasattr(target, "log_ratio_at"):
-        return np.asarray(target.log_ratio_at(idx), dtype=np.float64)
+        return np.asarray(target.log_ratio_at(idx, rows), dtype=np.float64)
     if isinstance(target, MechanismTarget):
-        z = target.candidates(idx)
-        return np.asarray(target.mechanism.log_ratio(z[:, None, :], target.U), dtype=np.float64)[:, 0]
+        ref = target.reference
+        z = ref.transform(randomness.gather(target.keys[rows], idx, ref.base_width, ref.base))
+        return np.asarray(target.mechanism.log_ratio(z[:, None, :], target.U[rows]), dtype=np.float64)[:, 0]
     out = np.empty(idx.size)
-    for k in np.unique(idx):  # generic fallback: one block per distinct index
+    for k in np.unique(idx):  # generic fallback: one block of all clients per distinct index
         sel = idx == k
-        out[sel] = target.log_ratio_block(int(k), 1)[sel, 0]
+        out[sel] = target.log_ratio_block(int(k), 1)[rows[sel], 0]
     return out
 
 
@@ -158,8 +161,9 @@ class PPR(Simulator):
         if m == 0:
             return
         rows = np.flatnonzero(counts > 0)
-        u = np.sort(rng.random((rows.size, m)), axis=1)[:, ::-1]  # descending: earliest point first
         valid = np.arange(m)[None, :] < counts[rows, None]
+        u = np.where(valid, rng.random((rows.size, m)), -1.0)
+        u = -np.sort(-u, axis=1)  # descending, so the earliest point comes first and padding last
         u = np.where(valid, u, 0.5)
         tt = _invert_tail(u * lam[rows, None], t_last[rows, None], beta[rows, None], a_)
         vmax = beta[rows, None] * tt ** (-a_)
@@ -172,10 +176,7 @@ class PPR(Simulator):
         idx = next_index + np.arange(m)[None, :] + skipped
         for j in range(m):  # rounds over the (few) competing tail points, vectorised over clients
             sel = valid[:, j]
-            full_idx = np.zeros(target.n, dtype=np.int64)
-            full_idx[rows[sel]] = idx[sel, j]
-            lr = log_ratio_at(target, full_idx)[rows[sel]]
-            check_log_ratios(lr)
+            lr = check_log_ratios(log_ratio_at(target, rows[sel], idx[sel, j]))
             if np.any(lr > log_cap + 1e-9):
                 raise InputError("a candidate's log ratio exceeds the ratio bound: PPR would not be exact")
             logw = a_ * (np.log(tt[sel, j]) - lr) + logv[sel, j]

@@ -34,6 +34,7 @@ from . import _kernels
 Kind = Literal["normal", "uniform"]
 _KINDS = ("normal", "uniform")
 _KDF_KEY = b"ldp-rec/seed/v1"
+_PARALLEL_MIN = 1 << 16  # variates below which gathers run serially
 
 
 class _Counter:
@@ -111,7 +112,11 @@ def gather(keys, indices, width: int, kind: Kind = "normal") -> np.ndarray:
     if np.any(idx < 0):
         raise StreamError("candidate indices must be non-negative")
     out = np.empty((k.size, width), dtype=np.float32 if kind == "normal" else np.float64)
-    (_kernels.gather_normal if kind == "normal" else _kernels.gather_uniform)(k, idx, out)
+    if k.size * width < _PARALLEL_MIN:  # small gathers: thread start-up would dominate
+        fill = _kernels.gather_normal_serial if kind == "normal" else _kernels.gather_uniform_serial
+    else:
+        fill = _kernels.gather_normal if kind == "normal" else _kernels.gather_uniform
+    fill(k, idx, out)
     STATS.candidates += k.size
     return out
 

@@ -45,6 +45,10 @@ class RejectionSampler(Simulator):
     def __post_init__(self) -> None:
         check_positive_int(self.tries, "tries")
 
+    def check_target(self, target: Target) -> None:
+        if not np.isfinite(target.bounds[1]):
+            raise IncompatibleError(f"{self.name} needs a finite upper bound c_max on the density ratio")
+
     def fallback_probability(self, log_c_max: float) -> float:
         """``ρ = (1 − 1/c_max)^t``: probability of the fallback (a bound on the TV to Q)."""
         return float(math.exp(self.tries * math.log1p(-math.exp(-log_c_max)))) if log_c_max > 0 else 0.0

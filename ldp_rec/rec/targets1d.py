@@ -68,6 +68,13 @@ class _Pair1D(Target):
     def log_ratio_block(self, start: int, count: int) -> np.ndarray:
         return self.log_ratio(self.candidate_values(start, count))
 
+    def log_ratio_at(self, indices, rows=None) -> np.ndarray:
+        """Log ratios of client ``rows[i]``'s candidate ``indices[i]`` (all clients when ``rows`` is
+        None), one random access each."""
+        rows = np.arange(self.n) if rows is None else np.asarray(rows, dtype=np.int64)
+        z = randomness.gather(self.keys[rows], indices, 1, "normal")[:, 0].astype(np.float64)
+        return self._log_ratio_rows(z, rows)
+
     def log_ratio(self, z) -> np.ndarray:
         """``log q_c(z) − log p(z)`` for ``z`` of shape ``(n, m)`` (or ``(m,)``, broadcast)."""
         z = _col(z, self.n)
@@ -105,6 +112,10 @@ class GaussianPair(_Pair1D):
         lo = float(np.min(extreme)) if np.all(s > 1) else -np.inf
         hi = float(np.max(extreme)) if np.all(s < 1) else np.inf
         return (lo, hi)
+
+    def _log_ratio_rows(self, z, rows) -> np.ndarray:
+        mu, s = self.mu[rows], self.s[rows]
+        return -0.5 * ((z - mu) / s) ** 2 - np.log(s) + 0.5 * z**2
 
     def logpdf(self, z) -> np.ndarray:
         z = _col(z, self.n)
@@ -193,6 +204,9 @@ class CapPair(_Pair1D):
     def log_ratio(self, z) -> np.ndarray:
         z = _col(z, self.n)
         return np.where(z >= self.gamma[:, None], np.log(self.c1)[:, None], np.log(self.c2)[:, None])
+
+    def _log_ratio_rows(self, z, rows) -> np.ndarray:
+        return np.where(z >= self.gamma[rows], np.log(self.c1[rows]), np.log(self.c2[rows]))
 
     def logpdf(self, z) -> np.ndarray:
         z = _col(z, self.n)

@@ -1,0 +1,94 @@
+"""Configuration of a federated run, shared by the CLI, the ServerApp and the ClientApp.
+
+One frozen :class:`FLConfig` describes everything both ends must agree on. The server sends it
+to every node in the round's ConfigRecord (kebab-case keys, as in ``[tool.flwr.app.config]``),
+so a ClientApp needs no local configuration: ``flwr run .`` and the ``ldp-rec fl`` command run the
+same code path.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from .._validation import check_epsilon, check_positive_int
+from ..errors import ParameterError
+
+MODES = ("none", "ldp", "ldp-rec")
+
+
+@dataclass(frozen=True)
+class FLConfig:
+    """A federated LDP(-REC) run.
+
+    ``clients`` is the number of *users* (0 = every training example its own user); ``nodes`` is
+    the number of Flower nodes (virtual SuperNodes) that host them in cohorts.
+    """
+
+    dataset: str = "digits"
+    clients: int = 0
+    nodes: int = 2
+    rounds: int = 50
+    mode: str = "ldp-rec"
+    mechanism: str = "privunitg"
+    codec: str = "modified-mrc"
+    epsilon: float = 4.0
+    bits: int = 0  # 0: the codec's default (ceil(eps*log2 e) + 4 for MRC-type codecs)
+    alpha: float = 2.0  # PPR
+    clip: float = 1.0
+    server_lr: float = 2.0
+    server_momentum: float = 0.0
+    local_lr: float = 1.0
+    local_epochs: int = 1
+    batch_size: int = 0  # 0: full batch
+    model: str = "logreg"
+    partition: str = "per_example"  # per_example | iid | dirichlet
+    dirichlet_alpha: float = 0.5
+    synthetic_alpha: float = 1.0
+    synthetic_beta: float = 1.0
+    seed: int = 0
+    delta: float = 1e-5
+    max_epsilon: float = 0.0  # 0: no guard
+    timeout: float = 600.0
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ParameterError(f"mode must be one of {MODES}, got {self.mode!r}")
+        if self.dataset not in ("digits", "synthetic", "mnist", "cifar10", "femnist"):
+            raise ParameterError(f"unknown dataset {self.dataset!r}")
+        check_epsilon(self.epsilon)
+        check_positive_int(self.nodes, "nodes")
+        check_positive_int(self.rounds, "rounds")
+        check_positive_int(self.clients, "clients", minimum=0)
+        check_positive_int(self.local_epochs, "local_epochs")
+        for name in ("clip", "server_lr", "local_lr", "timeout"):
+            if not getattr(self, name) > 0:
+                raise ParameterError(f"{name} must be > 0")
+        if not 0 <= self.server_momentum < 1:
+            raise ParameterError("server_momentum must be in [0, 1)")
+        if self.partition not in ("per_example", "iid", "dirichlet"):
+            raise ParameterError(f"unknown partition {self.partition!r}")
+        if self.partition == "per_example" and self.clients not in (0,):
+            raise ParameterError("partition 'per_example' fixes clients = number of training examples; pass clients=0")
+
+    @property
+    def codec_name(self) -> str:
+        return {"none": "none", "ldp": "none", "ldp-rec": self.codec}[self.mode]
+
+    def replace(self, **kw) -> "FLConfig":
+        return dataclasses.replace(self, **kw)
+
+    def to_record(self) -> dict:
+        """Kebab-case dict (ConfigRecord / run_config values)."""
+        return {f.name.replace("_", "-"): getattr(self, f.name) for f in dataclasses.fields(self)}
+
+    @classmethod
+    def from_record(cls, record) -> "FLConfig":
+        names = {f.name: f for f in dataclasses.fields(cls)}
+        kw = {}
+        for key, value in dict(record).items():
+            name = key.replace("-", "_")
+            if name in names:
+                typ = names[name].type
+                kw[name] = {"int": int, "float": float, "str": str}.get(typ, lambda v: v)(value)
+        return cls(**kw)

@@ -1,0 +1,149 @@
+"""GPRS (global and branch-and-bound): σ against closed forms, exactness, E[steps], round trip, bad input."""
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from ldp_rec.errors import DecodeError, IncompatibleError, InputError, ParameterError
+from ldp_rec.rec import randomness as R
+from ldp_rec.rec.base import Message
+from ldp_rec.rec.gprs import GPRS, SigmaTable, TwoLevelSigma, sigma_for
+from ldp_rec.rec.gprs_bnb import BranchAndBoundGPRS, path_bits
+from ldp_rec.rec.targets1d import CapPair
+from ldp_rec.rec.unimodal import GaussianPair, LaplacePair, UnimodalPair
+
+N = 3000
+KEYS = R.derive_keys(11, 0, np.arange(N))
+KS_P = 1e-3  # every KS test below: reject at p < 1e-3 (fixed seeds)
+
+
+def _q_cdf(t):
+    if isinstance(t, GaussianPair):
+        return stats.norm(t.mu[0], t.s[0]).cdf
+    if isinstance(t, LaplacePair):
+        return stats.laplace(t.mu[0], t.b[0]).cdf
+    return t.q_dist.cdf
+
+
+PAIRS = [
+    GaussianPair(0.0, 0.5, KEYS),
+    GaussianPair(1.5, 0.2, KEYS),
+    GaussianPair(-0.7, 0.9, KEYS),
+    LaplacePair(0.8, 0.4, KEYS),
+    LaplacePair(-1.2, 0.7, KEYS),
+    UnimodalPair(stats.laplace(), stats.norm(0.5, 0.3), 0.5 + 0.09, KEYS),
+]
+IDS = ["gauss-0-.5", "gauss-1.5-.2", "gauss--.7-.9", "lap-.8-.4", "lap--1.2-.7", "generic-lap-norm"]
+
+
+def test_triangular_sigma_closed_form():
+    # P = U(0,1), Q triangular of width w: D(η) = (1 − ηw/2)², σ^{-1}(t) = 2t/(2 + wt)
+    for w in (0.25, 0.5, 1.0):
+        tab = SigmaTable.from_excess(lambda h, w=w: np.maximum(1 - np.exp(h) * w / 2, 0) ** 2, np.log(2 / w))
+        t = np.linspace(0, 500, 5001)[None, :]
+        assert np.max(np.abs(tab.inverse(t) - 2 * t / (2 + w * t))) < 1e-6
+        h = np.linspace(0.01, 0.99, 99)[None, :] * 2 / w
+        exact = 2 * h / (2 - h * w)
+        assert np.max(np.abs(tab(np.log(h)) / exact - 1)) < 1e-5
+        assert tab.tail_mass[0] < 1e-12  # truncation moves < 1e-12 of probability
+
+
+def test_two_level_sigma_matches_numeric():
+    cap = CapPair(0.3, 0.7, KEYS[:1])
+    closed = sigma_for(cap)
+    assert isinstance(closed, TwoLevelSigma)
+    lo, hi = closed.log_lo[0], closed.log_hi[0]
+    num = SigmaTable.from_superlevel(cap.superlevel_mass, np.array([hi]), n_grid=2048)
+    t = np.array([[0.05, 0.3, 1.0, 3.0, 10.0]])
+    np.testing.assert_allclose(num.inverse(t), closed.inverse(t), rtol=2e-4)
+    assert closed(np.array([[hi]]))[0, 0] == np.inf
+    assert closed(np.array([[lo]]))[0, 0] == pytest.approx(-np.log1p(-np.exp(lo)))
+
+
+@pytest.mark.parametrize("sim", [GPRS(), BranchAndBoundGPRS()], ids=["global", "bnb"])
+@pytest.mark.parametrize("pair", PAIRS, ids=IDS)
+def test_exact_samples_ks(sim, pair):
+    msgs = sim.encode(pair)
+    z = sim.decode(msgs, pair.reference, pair.keys)[:, 0].astype(np.float64)
+    assert stats.kstest(z, _q_cdf(pair)).pvalue > KS_P
+
+
+@pytest.mark.parametrize("pair", PAIRS[:4], ids=IDS[:4])
+def test_global_expected_steps_is_sup_ratio(pair):
+    steps = np.array([m.steps for m in GPRS().encode(pair)], dtype=float)
+    r_max = float(np.exp(sigma_for(pair).log_r_max[0]))
+    z = (steps.mean() - r_max) / (steps.std(ddof=1) / np.sqrt(steps.size))
+    assert abs(z) < 4.0, (steps.mean(), r_max)
+
+
+def test_cap_ratio_exact():
+    # 2-valued ratio (closed-form σ): P[cap] under Q must be p = 0.65, truncated normals on each side
+    sim, cap = GPRS(), CapPair(0.4, 0.65, KEYS)
+    msgs = sim.encode(cap)
+    z = sim.decode(msgs, cap.reference, cap.keys)[:, 0].astype(np.float64)
+    in_cap = z >= 0.4
+    assert abs(in_cap.mean() - 0.65) < 4 * np.sqrt(0.65 * 0.35 / N)
+    phig = stats.norm.cdf(0.4)
+    assert stats.kstest(stats.norm.cdf(z[in_cap]), stats.uniform(phig, 1 - phig).cdf).pvalue > KS_P
+    assert stats.kstest(stats.norm.cdf(z[~in_cap]), stats.uniform(0, phig).cdf).pvalue > KS_P
+    steps = np.array([m.steps for m in msgs], float)
+    assert abs(steps.mean() - cap.c1[0]) < 4 * steps.std() / np.sqrt(N)
+
+
+def test_bnb_path_short_and_matches_bits():
+    pair = GaussianPair(1.0, 2.0**-6, KEYS[:1000])  # ~6 bits of KL
+    msgs = BranchAndBoundGPRS().encode(pair)
+    L = np.array([len(m.path) for m in msgs])
+    np.testing.assert_array_equal(L + 1, [m.steps for m in msgs])
+    assert L.mean() < 12 and path_bits(L).mean() < 25
+    np.testing.assert_array_equal(path_bits([0, 1, 2, 3, 7]), [1, 4, 5, 8, 14])
+
+
+@pytest.mark.parametrize("pair", [PAIRS[1], PAIRS[3], PAIRS[5]], ids=["gauss", "lap", "generic"])
+def test_bnb_round_trip_bit_for_bit(pair):
+    sim = BranchAndBoundGPRS()
+    msgs, xs = sim.encode_with_samples(pair)
+    np.testing.assert_array_equal(sim.decode(msgs, pair.reference, pair.keys), xs)
+    sub = np.array([5, 17, 2999, 0])
+    alone = sim.decode([msgs[i] for i in sub], pair.reference, pair.keys[sub])
+    np.testing.assert_array_equal(alone, xs[sub])
+
+
+def test_global_round_trip_touches_one_candidate():
+    pair = PAIRS[1]
+    msgs = GPRS().encode(pair)
+    R.STATS.reset()
+    z = GPRS().decode(msgs, pair.reference, pair.keys)
+    assert R.STATS.candidates == N
+    idx = np.array([m.index for m in msgs])
+    blk = R.gather(KEYS, idx, 1, "normal")
+    np.testing.assert_array_equal(z, blk)
+
+
+def test_bad_input_raises():
+    pair = PAIRS[0]
+    with pytest.raises(DecodeError):
+        GPRS().decode([Message(index=-3)], pair.reference, KEYS[:1])
+    with pytest.raises(DecodeError):
+        GPRS().decode([Message(index=2, path=(0, 1))], pair.reference, KEYS[:1])
+    bnb = BranchAndBoundGPRS(max_depth=64)
+    with pytest.raises(DecodeError):
+        bnb.decode([Message(path=(0, 2, 1))], pair.reference, KEYS[:1])
+    with pytest.raises(DecodeError):
+        bnb.decode([Message(path=None)], pair.reference, KEYS[:1])
+    with pytest.raises(DecodeError):
+        bnb.decode([Message(path=(1,) * 65)], pair.reference, KEYS[:1])
+    with pytest.raises(DecodeError):
+        bnb.decode([Message(path=())] * 2, pair.reference, KEYS[:1])
+    with pytest.raises(ParameterError):
+        GaussianPair(np.nan, 0.5, KEYS[:2])
+    with pytest.raises(InputError):
+        LaplacePair(np.inf, 0.5, KEYS[:2])
+    with pytest.raises(ParameterError):
+        LaplacePair(0.0, 1.5, KEYS[:2])
+    with pytest.raises(IncompatibleError):  # ratio unbounded above
+        GPRS().encode(GaussianPair(0.0, 1.5, KEYS[:2]))
+    with pytest.raises(IncompatibleError):
+        TwoLevelSigma(0.1, 0.5)
+    with pytest.raises(ParameterError):
+        BranchAndBoundGPRS(max_depth=0)
