@@ -152,12 +152,14 @@ def test_1437_single_example_users_under_a_second(digits):
     model = make_model("logreg", DIGITS_SHAPE, 10)
     local_updates(model, Xtr, ytr, None, rng=0)  # warm-up
     times = []
-    for _ in range(5):  # best of 5: robust to other processes sharing the 2 cores
-        t = time.perf_counter()
+    for _ in range(5):
+        # CPU seconds of this process (all threads), best of 5: robust to other processes
+        # competing for the 2 cores, which inflate wall time but not our own CPU time.
+        t = time.process_time()
         U, _, _ = local_updates(model, Xtr, ytr, None, rng=0)
-        times.append(time.perf_counter() - t)
+        times.append(time.process_time() - t)
     assert U.shape == (1437, 650)
-    assert min(times) < 0.25, f"{min(times):.3f} s"  # about 0.01 s on an idle 2-core machine
+    assert min(times) < 0.5, f"{min(times):.3f} CPU s"  # about 0.01 s wall on an idle 2-core machine
 
 
 def test_short_nonprivate_fedsgd_reaches_80_percent(digits):

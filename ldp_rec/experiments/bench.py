@@ -12,6 +12,9 @@ Message bits (real prefix codes, no model of Q):
   coder with a learned depth model would spend (a reference, not a code);
 * ``mrc``: ``bits`` (fixed length, not exact: ``N = 2^bits`` candidates).
 
+PFR, PPR and MRC (the other simulators, when importable) run only up to ``I = 6`` bits: their work
+grows like ``2^{D_∞}``, heavy-tailed over X here (PPR alone takes minutes at I = 12).
+
 ``bench mrc`` is delegated to :mod:`ldp_rec.experiments.bench_mrc` (``run_mrc_speed``).
 """
 
@@ -50,8 +53,15 @@ def _entropy_bits(values) -> float:
     return float(-(p * np.log2(p)).sum())
 
 
+#: PFR/PPR search ~2^{D_inf} candidates, and D_inf is heavy-tailed over X in this channel:
+#: they are compared only up to this information level so the default bench stays within minutes.
+COMPARE_UP_TO_BITS = 6.0
+
+
 def _methods(info: float, quick: bool):
     out = [("gprs", GPRS(), "elias-delta(index+1)"), ("gprs-bnb", BranchAndBoundGPRS(), "elias-gamma(|path|+1)+path")]
+    if info > COMPARE_UP_TO_BITS:
+        return out
     try:  # optional comparison with the other simulators, when they are built
         from ..rec.pfr import PFR
         out.append(("pfr", PFR(), "elias-delta(index+1)"))

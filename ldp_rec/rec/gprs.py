@@ -252,9 +252,11 @@ def sigma_for(target: Target):
 
 
 def _table_of(target) -> SigmaTable:
+    from .unimodal import accurate_superlevel_mass  # 1-D pairs live there (no import cycle at load)
+
     mode = np.asarray(target.mode(), dtype=np.float64)
     lrm = target.log_ratio(mode[:, None])[:, 0]
-    return SigmaTable.from_superlevel(target.superlevel_mass, lrm)
+    return SigmaTable.from_superlevel(accurate_superlevel_mass(target), lrm)
 
 
 def subset_target(target: Target, idx: np.ndarray):

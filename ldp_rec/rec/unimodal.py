@@ -152,6 +152,32 @@ def _mass(cdf, sf, lo, hi, median):
     return np.where(lo >= median, sf(lo) - sf(hi), cdf(hi) - cdf(lo))
 
 
+def gaussian_superlevel_mass(mu, s, h) -> tuple[np.ndarray, np.ndarray]:
+    """Tail-accurate ``(w_P, w_Q)`` of ``{log r ≥ h}`` for ``P = N(0,1)``, ``Q = N(mu, s²)``, ``s < 1``.
+
+    ``log r(z) = h_max − ½(1/s² − 1)(z − z*)²`` with ``z* = mu/(1 − s²)``,
+    ``h_max = mu²/(2(1 − s²)) − log s``. Interval masses use survival functions above each
+    median, so a mode deep in P's tail keeps its relative precision (σ depends on it).
+    """
+    mu, s = np.asarray(mu, dtype=np.float64), np.asarray(s, dtype=np.float64)
+    h = np.asarray(h, dtype=np.float64)
+    zs = mu / (1 - s**2)
+    hmax = mu**2 / (2 * (1 - s**2)) - np.log(s)
+    half = np.sqrt(np.maximum(hmax - h, 0.0) * 2 / (1 / s**2 - 1))
+    lo, hi = zs - half, zs + half
+    wp = _mass(special.ndtr, lambda z: special.ndtr(-z), lo, hi, 0.0)
+    wq = _mass(special.ndtr, lambda z: special.ndtr(-z), (lo - mu) / s, (hi - mu) / s, 0.0)
+    empty = h > hmax
+    return np.where(empty, 0.0, wp), np.where(empty, 0.0, wq)
+
+
+def accurate_superlevel_mass(target):
+    """The most accurate ``superlevel_mass`` available for ``target`` (tail-accurate for Gaussian pairs)."""
+    if isinstance(target, GaussianPair):
+        return lambda h: gaussian_superlevel_mass(target.mu, target.s, h)
+    return target.superlevel_mass
+
+
 def _keys(keys) -> np.ndarray:
     k = np.asarray(keys)
     if k.ndim != 1 or k.size < 1 or k.dtype.kind not in "iu" or np.any(k < 0):

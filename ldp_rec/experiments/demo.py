@@ -1,0 +1,20 @@
+"""``ldp-rec demo``: the main job on the embedded default.
+
+Digits (scikit-learn, no download), every training example its own user (1437 users), PrivUnitG at
+ε = 4 per round, 50 rounds; runs the three modes none / ldp / ldp-rec (modified MRC) on Flower's
+simulation engine and writes results/fl-<time>/result.json and a plot.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from . import fl
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    fl.add_arguments(p)
+
+
+def run(args) -> int:
+    return fl.run(args)

@@ -1,0 +1,170 @@
+"""``ldp-rec fl``: federated learning under LDP with REC on Flower's simulation engine.
+
+    ldp-rec fl --dataset digits --clients K --rounds R --mode {none,ldp,ldp-rec} --mechanism M --codec C \
+               --epsilon E --seed S --out FILE.json
+
+``--mode`` takes a comma-separated list (``none,ldp,ldp-rec``) to run several modes in one
+invocation; they share the users, data split, seeds and hyperparameters. ``--clients`` is the
+number of users (default: every training example its own user); ``--nodes`` the number of Flower
+nodes hosting them in cohorts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ..fl.config import MODES, FLConfig
+from .results import write_result
+
+
+def run_flower(cfg: FLConfig, *, progress=None) -> tuple[list[dict], float]:
+    """Run one mode on Flower's simulation engine (Ray, one CPU per virtual node)."""
+    os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+    from flwr.simulation import run_simulation
+
+    from ..fl.client_app import app as client_app
+    from ..fl.server_app import build_server_app
+
+    rows: list[dict] = []
+
+    def on_round(row):
+        if progress is not None:
+            progress(row)
+
+    t0 = time.perf_counter()
+    run_simulation(
+        server_app=build_server_app(cfg, rows, on_round),
+        client_app=client_app,
+        num_supernodes=cfg.nodes,
+        backend_config={"client_resources": {"num_cpus": 1, "num_gpus": 0.0},
+                         "init_args": {"num_cpus": max(1, min(cfg.nodes, os.cpu_count() or 1)),
+                                       "include_dashboard": False, "log_to_driver": False}},
+    )
+    wall = time.perf_counter() - t0
+    if len(rows) != cfg.rounds:
+        raise RuntimeError(f"the simulation finished {len(rows)} of {cfg.rounds} rounds; see the Flower log above")
+    return rows, wall
+
+
+def summarise(rows: list[dict]) -> dict:
+    last = rows[-1]
+    return {
+        "final_accuracy": last["accuracy"], "best_accuracy": max(r["accuracy"] for r in rows),
+        "payload_bits_per_client": float(np.mean([r["payload_bits_per_client"] for r in rows])),
+        "epsilon_round": last["epsilon_round"], "epsilon_total_basic": last["epsilon_total"],
+        "epsilon_total_pld": last["epsilon_total_pld"],
+        "clients_failed": int(sum(r["clients_failed"] for r in rows)),
+        "median_round_seconds": float(np.median([r["seconds"] for r in rows])),
+        "user_updates_per_second": float(np.sum([r["clients_ok"] for r in rows]) / np.sum([r["seconds"] for r in rows])),
+    }
+
+
+def plot_runs(runs: dict[str, list[dict]], path: Path, title: str) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for mode, rows in runs.items():
+        acc = [r["accuracy"] for r in rows]
+        rnd = [r["round"] for r in rows]
+        bits = np.cumsum([r["payload_bits_per_client"] for r in rows])
+        axes[0].plot(rnd, acc, label=mode)
+        axes[1].semilogx(np.maximum(bits, 1), acc, label=mode)
+    axes[0].set(xlabel="round", ylabel="test accuracy")
+    axes[1].set(xlabel="cumulative payload bits per user", ylabel="test accuracy")
+    for ax in axes:
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    d = FLConfig()
+    p.add_argument("--dataset", default=d.dataset, choices=["digits", "synthetic", "mnist", "cifar10", "femnist"])
+    p.add_argument("--clients", type=int, default=0, help="number of users (0: every training example its own user)")
+    p.add_argument("--nodes", type=int, default=d.nodes, help="number of Flower nodes hosting the users")
+    p.add_argument("--rounds", type=int, default=d.rounds)
+    p.add_argument("--mode", default="none,ldp,ldp-rec", help=f"comma-separated subset of {MODES}")
+    p.add_argument("--mechanism", default=d.mechanism)
+    p.add_argument("--codec", default=d.codec)
+    p.add_argument("--epsilon", type=float, default=d.epsilon, help="epsilon per round of the mechanism")
+    p.add_argument("--bits", type=int, default=0, help="index bits (0: ceil(eps log2 e) + 4)")
+    p.add_argument("--clip", type=float, default=d.clip)
+    p.add_argument("--server-lr", type=float, default=d.server_lr)
+    p.add_argument("--server-momentum", type=float, default=d.server_momentum)
+    p.add_argument("--local-lr", type=float, default=d.local_lr)
+    p.add_argument("--local-epochs", type=int, default=d.local_epochs)
+    p.add_argument("--model", default=d.model, choices=["logreg", "mlp", "cnn"])
+    p.add_argument("--partition", default=None, choices=["per_example", "iid", "dirichlet"])
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--max-epsilon", type=float, default=0.0, help="refuse a plan whose PLD epsilon exceeds this")
+    p.add_argument("--out", default=None, help="result JSON (default: results/fl-<time>/result.json)")
+    p.add_argument("--force", action="store_true")
+
+
+def config_from_args(args, mode: str) -> FLConfig:
+    from ..fl.federation import load_data
+
+    part = args.partition
+    if part is None:
+        part = "per_example" if args.clients == 0 else "iid"
+    cfg = FLConfig(dataset=args.dataset, clients=0 if part == "per_example" else args.clients, nodes=args.nodes,
+                   rounds=args.rounds, mode=mode, mechanism=args.mechanism, codec=args.codec, epsilon=args.epsilon,
+                   bits=args.bits, clip=args.clip, server_lr=args.server_lr, server_momentum=args.server_momentum,
+                   local_lr=args.local_lr, local_epochs=args.local_epochs, model=args.model, partition=part,
+                   seed=args.seed, max_epsilon=args.max_epsilon)
+    if part == "per_example" and args.clients and args.clients != load_data(cfg).users.num_users:
+        cfg = cfg.replace(partition="iid", clients=args.clients)
+    return cfg
+
+
+def run(args) -> int:
+    from tqdm import tqdm
+
+    from .results import run_dir
+
+    logging.getLogger("flwr").setLevel(logging.WARNING)
+    modes = [m.strip() for m in args.mode.split(",") if m.strip()]
+    for m in modes:
+        if m not in MODES:
+            raise SystemExit(f"unknown mode {m!r}; choose from {MODES}")
+    out = Path(args.out) if args.out else run_dir("results", "fl") / "result.json"
+    runs, summary, configs, walls = {}, {}, {}, {}
+    for mode in modes:
+        cfg = config_from_args(args, mode)
+        from ..fl.federation import ServerState
+
+        ServerState(cfg, np.zeros(1, np.float32)).check_plan()  # max-epsilon guard before any work
+        bar = tqdm(total=cfg.rounds, desc=f"{mode:8s}", unit="round")
+
+        def progress(row, bar=bar):
+            bar.set_postfix(acc=f"{row['accuracy']:.3f}", eps=f"{row['epsilon_total_pld']:.1f}")
+            bar.update(1)
+
+        rows, wall = run_flower(cfg, progress=progress)
+        bar.close()
+        runs[mode], configs[mode], walls[mode] = rows, cfg.to_record(), wall
+        summary[mode] = {**summarise(rows), "wall_seconds": wall}
+    title = f"{args.dataset}, eps={args.epsilon}/round, {args.mechanism}+{args.codec}, seed={args.seed}"
+    png = plot_runs(runs, out.with_suffix(".png"), title)
+    result = {"config": {"command": "fl", **configs[modes[0]], "modes": modes, "configs": configs},
+              "summary": summary, "runs": runs, "rounds": runs[modes[-1]], "plot": str(png)}
+    write_result(out, result, force=args.force)
+    print(f"\n{'mode':8s} {'acc':>6s} {'bits/user/round':>16s} {'eps/round':>9s} {'eps basic':>9s} {'eps PLD':>8s} {'s/round':>8s}")
+    for mode, s in summary.items():
+        print(f"{mode:8s} {s['final_accuracy']:6.3f} {s['payload_bits_per_client']:16.1f} {s['epsilon_round']:9.3g} "
+              f"{s['epsilon_total_basic']:9.4g} {s['epsilon_total_pld']:8.4g} {s['median_round_seconds']:8.2f}")
+    print(f"wrote {out} and {png}")
+    return 0

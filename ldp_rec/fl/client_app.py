@@ -1,0 +1,33 @@
+"""Flower ClientApp (Message API): a node trains, privatises and encodes its cohort of users.
+
+Thin glue over :func:`ldp_rec.fl.federation.client_round`; the run configuration and the cohort
+of user ids come from the server's message, so the same app serves ``flwr run .`` and
+``ldp-rec fl``. The reply carries the users' payloads as one uint8 array plus their lengths.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from flwr.app import Array, ArrayRecord, Context, Message, MetricRecord, RecordDict
+from flwr.clientapp import ClientApp
+
+from .config import FLConfig
+from .federation import client_round
+
+app = ClientApp()
+
+
+def pack_payloads(payloads: list[bytes]) -> ArrayRecord:
+    lengths = np.array([len(p) for p in payloads], dtype=np.int64)
+    blob = np.frombuffer(b"".join(payloads), dtype=np.uint8).copy()
+    return ArrayRecord({"blob": Array(blob), "lengths": Array(lengths)})
+
+
+@app.train()
+def train(msg: Message, context: Context) -> Message:
+    conf = msg.content["config"]
+    cfg = FLConfig.from_record(conf)
+    params = msg.content["arrays"]["params"].numpy()
+    res = client_round(cfg, params, int(conf["server-round"]), int(conf["users-start"]), int(conf["users-stop"]))
+    metrics = MetricRecord({"num-examples": res.num_examples, "loss": res.loss, "rejected": res.rejected})
+    return Message(RecordDict({"payloads": pack_payloads(res.payloads), "metrics": metrics}), reply_to=msg)
