@@ -10,12 +10,22 @@ the best settings of each mode over several seeds and reports mean ± sd test ac
 
 Usage::
 
-    .venv/bin/python simulations/tune_fedsgd.py               # full grid, ~3-5 min on 2 cores
+    .venv/bin/python simulations/tune_fedsgd.py               # full grid (~130 runs of 50 rounds)
     .venv/bin/python simulations/tune_fedsgd.py --quick       # a small grid
-    .venv/bin/python simulations/tune_fedsgd.py --out tune.jsonl
+    .venv/bin/python simulations/tune_fedsgd.py --modes ldp --clips 0.5 --server-lrs 4 \
+        --local 1.0:1 --scalings standard --seeds 5 --out tune.jsonl      # one setting, 5 seeds
 
-Findings (2 cores, torch 2.13 CPU, logreg, 50 rounds, ε = 4 per round): see the report printed
-at the end and the module ``ldp_rec.fl.task`` for the conventions.
+Findings (logreg, 650 parameters, 1437 users of one example each, 50 rounds, ε = 4 per round,
+PrivUnitG uncompressed; test accuracy on the 360 held-out digits, mean ± sd over 5 seeds):
+
+* best LDP: standardised pixels, C = 0.5, server lr 4, FedSGD (local lr 1, E = 1):
+  92.1 % ± 0.2 %;  with pixels / 16: C = 1, server lr 4: 89.9 % ± 1.7 %.
+* non-private FedSGD (no clipping), server lr 4: 96.7 % (standardised), 95.4 % (pixels / 16).
+* single-seed grid: C ∈ {0.5, 1, 2} with C · server lr ≈ 2–4 all give 89–93 %; C = 4 ≤ 87 %;
+  local epochs E = 3 (local lr 1) gave no consistent gain over FedSGD and costs 3 local steps.
+* time: the 1437 local updates take about 8 ms and a whole LDP round (updates, clipping,
+  PrivUnitG, server step) 22–30 ms, measured when the 2 cores were lightly loaded; with other
+  jobs sharing the cores (load ≈ 8) rounds took 100–500 ms wall, ~50 ms CPU.
 """
 
 from __future__ import annotations
@@ -49,7 +59,7 @@ def run_fedsgd(
     rounds: int = 50,
     epsilon: float = 4.0,
     model_name: str = "logreg",
-    scaling: str = "unit",
+    scaling: str = "standard",
     seed: int = 0,
 ) -> dict:
     """One FedSGD run; returns the final test loss/accuracy and seconds per round."""
@@ -102,7 +112,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
 
     if args.quick:
-        clips, slrs, locals_, scalings = [1.0, 2.0], [2.0, 4.0], [(1.0, 1)], ["unit"]
+        clips, slrs, locals_, scalings = [0.5, 1.0], [2.0, 4.0], [(1.0, 1)], ["standard"]
     else:
         clips, slrs, scalings = args.clips, args.server_lrs, args.scalings
         locals_ = [(float(a), int(b)) for a, b in (pair.split(":") for pair in args.local)]

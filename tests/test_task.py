@@ -167,7 +167,7 @@ def test_short_nonprivate_fedsgd_reaches_80_percent(digits):
     model = make_model("logreg", DIGITS_SHAPE, 10, seed=0)
     theta = get_flat_params(model)
     _, acc0 = evaluate(model, Xte, yte)
-    for r in range(15):  # FedSGD, every example its own user; 86 % after 15 rounds at this seed
+    for r in range(10):  # FedSGD, every example its own user: 94.7 % after 10 rounds at this seed
         U, _, _ = local_updates(model, Xtr, ytr, None, rng=r)
         theta = apply_server_update(theta, U, server_lr=4.0)
         set_flat_params(model, theta)

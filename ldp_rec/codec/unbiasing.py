@@ -14,6 +14,8 @@ from __future__ import annotations
 import math
 
 from ..rec import mrc
+from ..rec.orc import ORC
+from ..rec.rejection import RejectionSampler
 
 
 def _cap_ratios(mech) -> tuple[float, float, float]:
@@ -27,8 +29,12 @@ def effective_cap_probability(sim, mech) -> float | None:
     if isinstance(sim, mrc.ModifiedMRC):
         return mrc.modified_cap_probability(sim.n_candidates, q, c1, c2, epsilon=sim.epsilon,
                                             log_c_max=mech.log_ratio_bounds()[1])
-    if isinstance(sim, mrc.MRC):
+    if isinstance(sim, (mrc.MRC, ORC)):  # ORC outputs exactly MRC's distribution (Theis & Yosri 2022)
         return mrc.effective_cap_probability(sim.n_candidates, q, c1, c2)
+    if isinstance(sim, RejectionSampler):
+        # output ~ (1 − ρ) Q + ρ P with ρ = (1 − 1/c_max)^t (Feldman & Talwar 2021): p̂ = (1 − ρ) p + ρ q
+        rho = sim.fallback_probability(mech.log_ratio_bounds()[1])
+        return (1.0 - rho) * float(mech.p) + rho * q
     hook = getattr(sim, "effective_cap_probability", None)
     if hook is not None:
         return float(hook(q=q, c1=c1, c2=c2, p=float(mech.p)))

@@ -5,12 +5,14 @@
 1998). :func:`load_digits_split` makes a fixed-seed *stratified* split, 1437 train / 360 test
 for ``test_size=0.2``.
 
-Scaling. ``"unit"`` (the default) divides by 16, so every pixel lies in [0, 1] and
-‖x‖₂ ≤ 8. ``"standard"`` standardises each pixel with the training mean and standard deviation
-(constant pixels get std 1). With every example its own user and PrivUnitG at ε = 4 the two
-reached about the same LDP accuracy in ``simulations/tune_fedsgd.py`` (see its docstring);
-``"unit"`` is kept as default because it needs no statistics of the training set, which in
-a federated setting the server would not have.
+Scaling. ``"standard"`` (the default) standardises each pixel with the mean and standard
+deviation of the *training* split (constant pixels get std 1); the test split uses the same
+statistics. ``"unit"`` divides by 16, so every pixel lies in [0, 1] and ‖x‖₂ ≤ 8.
+``"standard"`` trains better in ``simulations/tune_fedsgd.py`` (logreg, every training example
+its own user, FedSGD, 50 rounds, 5 seeds): non-private 96.7 % vs 95.4 %, and with PrivUnitG at
+ε = 4 per round 92.1 % ± 0.2 % (C = 0.5, server lr 4) vs 89.9 % ± 1.7 % (C = 1, server lr 4).
+Caveat: the pixel statistics come from the pooled training set, a pre-processing step that a
+real federation would have to take from public data; ``"unit"`` needs none.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ def load_digits_split(
     seed: int = 0,
     *,
     test_size: float = 0.2,
-    scaling: Literal["unit", "standard"] = "unit",
+    scaling: Literal["unit", "standard"] = "standard",
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Stratified train/test split of the sklearn digits.
 

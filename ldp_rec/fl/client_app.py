@@ -28,6 +28,16 @@ def train(msg: Message, context: Context) -> Message:
     conf = msg.content["config"]
     cfg = FLConfig.from_record(conf)
     params = msg.content["arrays"]["params"].numpy()
-    res = client_round(cfg, params, int(conf["server-round"]), int(conf["users-start"]), int(conf["users-stop"]))
+    start, stop = int(conf["users-start"]), int(conf["users-stop"])
+    faults = [f for f in cfg.fault.split(",") if f]
+    if "raise" in faults and start == 0:
+        raise RuntimeError("injected client failure (fault='raise')")
+    res = client_round(cfg, params, int(conf["server-round"]), start, stop)
+    for f in faults:
+        if f.startswith("corrupt:") and start <= int(f[8:]) < stop:
+            k = int(f[8:]) - start
+            bad = bytearray(res.payloads[k])
+            bad[len(bad) // 2] ^= 0x5A
+            res.payloads[k] = bytes(bad)
     metrics = MetricRecord({"num-examples": res.num_examples, "loss": res.loss, "rejected": res.rejected})
     return Message(RecordDict({"payloads": pack_payloads(res.payloads), "metrics": metrics}), reply_to=msg)

@@ -10,10 +10,11 @@ contiguous cohort of user ids (in the order of its sorted node ids) and sends it
 config. Shared-randomness keys are derived from ``(run seed, round, user id, chunk)``: the server
 decodes a reply with the cohort *it* assigned to the reply's source node (message metadata), never
 with ids read from the payload. Payloads are also bound to (round, user) by their tag
-(:mod:`ldp_rec.codec.wire`), so a replay of an earlier round's payload is rejected. Since every
-user's data and seeds depend on its id alone, the decoded aggregate does not depend on which
-node hosted which cohort. (In this simulator a node can produce any user's data: the embedded
-data sets are generated deterministically on every node.)
+(:mod:`ldp_rec.codec.wire`), so a replay of an earlier round's payload is rejected. Cohort ranges
+depend only on the number of nodes (the k-th smallest node id gets the k-th range), and a node's
+private randomness is seeded by (seed, round, cohort start), so a run is reproducible even though
+simulated node ids are random. (In this simulator a node can produce any user's data: the
+embedded data sets are generated deterministically on every node.)
 """
 
 from __future__ import annotations

@@ -17,6 +17,7 @@ import time
 import numpy as np
 from flwr.app import Array, ArrayRecord, ConfigRecord, Message, MessageType, MetricRecord, RecordDict
 from flwr.serverapp.strategy import FedAvg
+from flwr.serverapp.strategy.strategy_utils import sample_nodes
 
 from ..codec import wire
 from .federation import ServerState, cohorts, load_data
@@ -39,7 +40,8 @@ def unpack_payloads(record: ArrayRecord) -> list[bytes]:
 
 class LdpRecFedAvg(FedAvg):
     def __init__(self, state: ServerState, on_round=None) -> None:
-        super().__init__(fraction_train=1.0, fraction_evaluate=0.0, min_train_nodes=1, min_available_nodes=1)
+        n = state.cfg.nodes
+        super().__init__(fraction_train=1.0, fraction_evaluate=0.0, min_train_nodes=n, min_available_nodes=n)
         self.state = state
         self.on_round = on_round
         self.rows: list[dict] = []
@@ -49,7 +51,8 @@ class LdpRecFedAvg(FedAvg):
 
     def configure_train(self, server_round, arrays, config, grid):
         self._t0 = time.perf_counter()
-        node_ids = list(grid.get_node_ids())
+        n = self.state.cfg.nodes
+        node_ids, _ = sample_nodes(grid, n, n)  # waits until all nodes are connected; all take part
         self._assigned = cohorts(self.n_users, node_ids)
         base = {**self.state.cfg.to_record(), "server-round": server_round}
         msgs = []

@@ -95,7 +95,8 @@ def rotation_factors(keys, dim: int, M: int) -> tuple[np.ndarray, np.ndarray]:
         Q = haar_stiefel(keys, dim, M)
         return np.ascontiguousarray(Q.transpose(0, 2, 1)), np.broadcast_to(np.eye(M), (Q.shape[0], M, M))
     GT = _gaussian_columns(keys, dim, M)
-    return GT, np.linalg.cholesky(GT @ GT.transpose(0, 2, 1))
+    G = np.ascontiguousarray(GT.transpose(0, 2, 1))  # contiguous operands let matmul use BLAS
+    return GT, np.linalg.cholesky(GT @ G)
 
 
 @dataclass(frozen=True)
@@ -237,7 +238,7 @@ class RRSC(Mechanism):
             v = np.full((GT.shape[0], self.M), -1.0 / self.M)
             v[np.arange(GT.shape[0]), J[sl]] += 1.0  # e_J − 𝟙/M
             z = np.linalg.solve(L.transpose(0, 2, 1), v[..., None])  # U v = G L^{-T} v
-            out[sl] = scale * (GT.transpose(0, 2, 1) @ z)[..., 0]
+            out[sl] = scale * np.einsum("nmd,nm->nd", GT, z[..., 0])
         return out
 
     def privatize(self, x, *, rng=None) -> np.ndarray:

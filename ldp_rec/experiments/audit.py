@@ -1,0 +1,268 @@
+"""``ldp-rec audit``: a statistical audit of a codec's transcript privacy (references.md §4).
+
+The server sees the shared seed and the message. The audit fixes the seed (so the candidate set is
+public and fixed), picks an input pair (x, x'), runs the *real* encoder T times on each (the T runs are
+a batch of clients sharing ONE stream key, so every row sees the same candidates) and turns the message
+counts into a Clopper–Pearson lower bound on ε (:mod:`ldp_rec.privacy.audit`, held-out event selection).
+
+Choice of the pair (planning, independent of the audited runs, so the bound stays valid):
+
+* codecs whose selection pmf is known given the candidates (MRC, modified MRC, rejection sampling):
+  over ``keys`` candidate sets and a pool of inputs (random directions and ± the candidates'
+  directions), every message k gets the pool input maximising π_k(x) and the one minimising π_k(x');
+  the (set, k) with the largest :func:`~ldp_rec.privacy.audit.predicted_lower_bound` wins;
+* PPR (no closed-form pmf): the MRC pmf of the first 16 candidates shortlists four pairs, and a pilot
+  run of each (fresh runs, discarded afterwards) picks the most distinguishable;
+* ``none`` (uncompressed): x = an extreme input, x' = −x, and the event is a threshold on ⟨Z, x⟩.
+
+``epsilon_exact_on_pair`` is ``max_k |log π_k(x) − log π_k(x')|`` from the exact pmf (MRC, modified MRC,
+rejection sampling), the log-ratio spread ``max_z |log r_x(z) − log r_x'(z)|`` for uncompressed step-ratio
+mechanisms (cap mechanisms, coordinate RR), and ``null`` for PPR.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import time
+
+import numpy as np
+
+from ..codec.registry import CODECS, MECHANISMS, make_codec
+from ..mechanisms.base import RatioMechanism
+from ..mechanisms.cap import CapMechanism
+from ..mechanisms.randomized_response import CoordinateRR
+from ..privacy import audit as A
+from ..privacy.events import event_epsilon
+from ..rec import randomness
+from ..rec.base import MechanismTarget
+from ..rec.mrc import MRC, ModifiedMRC
+from ..rec.ppr import PPR
+from ..rec.rejection import RejectionSampler
+from . import results
+
+DEFAULT_TRIALS = 200_000
+_CHUNK_ROWS = 1 << 15  # encoder rows per call (bounds memory; trials are vectorised within a chunk)
+_PPR_PROXY = 16
+_POOL_RANDOM = 1024
+
+
+class SharedKeyTarget(MechanismTarget):
+    """``n`` runs of one input ``u`` on one stream ``key`` (all rows see the same candidates).
+
+    Every row's log ratios are identical, so :meth:`log_ratio_block` computes one row through the
+    ordinary :class:`MechanismTarget` path and repeats it (a copy, so a simulator may write to it)."""
+
+    def __init__(self, mechanism: RatioMechanism, u: np.ndarray, key, n: int) -> None:
+        u = np.asarray(u, dtype=np.float64).reshape(1, -1)
+        super().__init__(mechanism, np.broadcast_to(u, (int(n), u.shape[1])), np.full(int(n), key, dtype=np.uint64))
+        self._one = MechanismTarget(mechanism, u, self.keys[:1])
+
+    def log_ratio_block(self, start: int, count: int) -> np.ndarray:
+        row = self._one.log_ratio_block(start, count)
+        return np.repeat(row, self.n, axis=0)
+
+
+def run_encoder(sim, mech: RatioMechanism, u: np.ndarray, key, trials: int, *, rng) -> np.ndarray:
+    """Indices sent by ``sim`` in ``trials`` independent runs on input ``u`` with stream ``key``."""
+    rng = np.random.default_rng(rng)
+    rows = _CHUNK_ROWS // 4 if isinstance(sim, (PPR, ModifiedMRC)) else _CHUNK_ROWS
+    out = np.empty(trials, dtype=np.int64)
+    for s in range(0, trials, rows):  # chunks of rows, each a vectorised batch
+        n = min(rows, trials - s)
+        out[s : s + n] = [m.index for m in sim.encode(SharedKeyTarget(mech, u, key, n), rng=rng)]
+    return out
+
+
+def _pmf_function(sim, mech):
+    """(number of candidates M, log ratios (P, M) -> log pmf (P, M'), exact?)."""
+    hi = mech.log_ratio_bounds()[1]
+    if isinstance(sim, ModifiedMRC):
+        return sim.n_candidates, lambda lr: A.modified_mrc_log_pmf(lr, epsilon=sim.epsilon, log_c_max=hi), True
+    if isinstance(sim, MRC):
+        return sim.n_candidates, A.mrc_log_pmf, True
+    if isinstance(sim, RejectionSampler):
+        return sim.tries, lambda lr: A.rejection_log_pmf(lr, log_c_max=hi), True
+    if isinstance(sim, PPR):
+        return _PPR_PROXY, A.mrc_log_pmf, False
+    raise NotImplementedError(f"no audit planner for {type(sim).__name__}")
+
+
+def _unit(a: np.ndarray) -> np.ndarray:
+    return a / np.linalg.norm(a, axis=-1, keepdims=True)
+
+
+def input_pool(mech: RatioMechanism, key, n_candidates: int, *, rng) -> np.ndarray:
+    """Prepared inputs to search: random extreme inputs and ± the candidates' directions."""
+    d = int(mech.dim)
+    g = rng.standard_normal((_POOL_RANDOM, d))
+    if isinstance(mech, CoordinateRR):
+        return np.unique(np.where(g >= 0, 1.0, -1.0), axis=0)  # vertices of the box
+    ref = mech.reference
+    cand = ref.transform(randomness.block(np.array([key], dtype=np.uint64), 0, n_candidates, ref.base_width, ref.base)[0])
+    cand = np.asarray(cand, dtype=np.float64)
+    cand = cand[np.linalg.norm(cand, axis=1) > 0]
+    return _unit(np.concatenate([g, cand, -cand]))
+
+
+def plan_pairs(sim, mech, *, keys, trials: int, confidence: float, rng, top: int = 1) -> list[dict]:
+    """The ``top`` (key, message, x, x') with the largest predicted bound (module doc)."""
+    M, log_pmf, _ = _pmf_function(sim, mech)
+    found = []
+    for key in keys:
+        U = input_pool(mech, key, M, rng=rng)
+        lr = MechanismTarget(mech, U, np.full(U.shape[0], key, dtype=np.uint64)).log_ratio_block(0, M)
+        lp = log_pmf(lr)
+        i1, i0 = np.argmax(lp, axis=0), np.argmin(lp, axis=0)
+        k = np.arange(lp.shape[1])
+        pred = A.predicted_lower_bound(np.exp(lp[i1, k]), np.exp(lp[i0, k]), max(trials // 2, 1), confidence=confidence)
+        for j in np.argsort(-pred)[:top]:
+            found.append({"key": key, "message": int(j), "u1": U[i1[j]], "u0": U[i0[j]], "predicted": float(pred[j])})
+    found.sort(key=lambda f: -f["predicted"])
+    out, seen = [], set()
+    for f in found:  # distinct pairs only
+        sig = (int(f["key"]), f["u1"].tobytes(), f["u0"].tobytes())
+        if sig not in seen:
+            seen.add(sig)
+            out.append(f)
+        if len(out) == top:
+            break
+    return out
+
+
+def exact_pair_epsilon(sim, mech, key, u1, u0) -> float | None:
+    """``max_k |log π_k(u1) − log π_k(u0)|`` on stream ``key`` (None when the pmf is not known)."""
+    M, log_pmf, exact = _pmf_function(sim, mech)
+    if not exact:
+        return None
+    U = np.stack([u1, u0])
+    lp = log_pmf(MechanismTarget(mech, U, np.full(2, key, dtype=np.uint64)).log_ratio_block(0, M))
+    return A.exact_transcript_epsilon(lp[0], lp[1])
+
+
+def _audit_rec(codec, *, trials, confidence, n_keys, seed, rng) -> dict:
+    sim, mech = codec._sims[0], codec._mechs[0]
+    keys = [randomness.derive_key(seed, 0, c, 0, domain="audit") for c in range(n_keys)]
+    if isinstance(sim, PPR):  # plan by proxy, then pilot runs on fresh randomness
+        pilot = max(2000, trials // 8)
+        shortlist = plan_pairs(sim, mech, keys=keys, trials=trials, confidence=confidence, rng=rng, top=4)
+        for f in shortlist:
+            m1 = run_encoder(sim, mech, f["u1"], f["key"], pilot, rng=rng)
+            m0 = run_encoder(sim, mech, f["u0"], f["key"], pilot, rng=rng)
+            f["pilot_bound"] = A.audit_messages(m1, m0, confidence=confidence).epsilon_lower_bound
+        best = max(shortlist, key=lambda f: f["pilot_bound"])
+    else:
+        best = plan_pairs(sim, mech, keys=keys, trials=trials, confidence=confidence, rng=rng)[0]
+    t0 = time.perf_counter()
+    m1 = run_encoder(sim, mech, best["u1"], best["key"], trials, rng=rng)
+    m0 = run_encoder(sim, mech, best["u0"], best["key"], trials, rng=rng)
+    enc_s = time.perf_counter() - t0
+    out = A.audit_messages(m1, m0, confidence=confidence)
+    return {
+        "outcome": out,
+        "epsilon_exact_on_pair": exact_pair_epsilon(sim, mech, best["key"], best["u1"], best["u0"]),
+        "pair": {"key": int(best["key"]), "x": best["u1"] * mech.clip, "x_prime": best["u0"] * mech.clip,
+                 "planned_message": best["message"], "predicted_bound": best["predicted"],
+                 "pilot_bound": best.get("pilot_bound")},
+        "distinct_messages": int(np.unique(np.concatenate([m1, m0])).size),
+        "encode_seconds": enc_s,
+    }
+
+
+def _extreme_input(mech) -> np.ndarray:
+    d = int(mech.dim)
+    clip = float(getattr(mech, "clip", 1.0))
+    if isinstance(mech, CoordinateRR):
+        return np.full(d, clip)
+    return np.eye(d)[0] * clip
+
+
+def spread_on_pair(mech, x1, x0, *, rng, n: int = 4096) -> float | None:
+    """``max_z |log r_x1(z) − log r_x0(z)|`` over outputs of both inputs: exact for step ratios
+    (cap mechanisms, coordinate RR); None for other mechanisms."""
+    if not isinstance(mech, (CapMechanism, CoordinateRR)):
+        return None
+    u1, u0 = mech.prepare(x1[None, :], rng=rng)[0], mech.prepare(x0[None, :], rng=rng)[0]
+    v = np.concatenate([mech.sample(np.tile(u, (n, 1)), rng=rng) for u in (u1, u0)])
+    return float(np.max(np.abs(mech.log_ratio(v, u1) - mech.log_ratio(v, u0))))
+
+
+def _audit_uncompressed(codec, *, trials, confidence, rng) -> dict:
+    mech = codec.mechanism
+    x1 = _extreme_input(mech)
+    x0 = -x1
+    t0 = time.perf_counter()
+    stats = []
+    for x in (x1, x0):  # what the server receives: the float32 estimate; statistic ⟨Z, x1⟩
+        z = np.asarray(mech.privatize(np.tile(x, (trials, 1)), rng=rng), dtype=np.float32)
+        stats.append(z.astype(np.float64) @ x1)
+    enc_s = time.perf_counter() - t0
+    out = A.audit_scores(stats[0], stats[1], confidence=confidence)
+    return {
+        "outcome": out,
+        "epsilon_exact_on_pair": spread_on_pair(mech, x1, x0, rng=rng),
+        "pair": {"x": x1, "x_prime": x0, "statistic": "<Z, x>"},
+        "encode_seconds": enc_s,
+    }
+
+
+def run_audit(*, mechanism: str, codec: str, epsilon: float, dim: int = 4, bits: int | None = None,
+              alpha: float | None = None, tries: int | None = None, trials: int = DEFAULT_TRIALS,
+              confidence: float = 0.95, seed: int = 0, keys: int = 8) -> dict:
+    """Audit one (mechanism, codec, ε); returns the result dict (see :func:`run` for the fields)."""
+    t0 = time.perf_counter()
+    cdc = make_codec(mechanism, codec, epsilon=epsilon, dim=dim, bits=bits, alpha=alpha, tries=tries)
+    rng = np.random.default_rng(seed)
+    if codec == "none":
+        res = _audit_uncompressed(cdc, trials=trials, confidence=confidence, rng=rng)
+    else:
+        res = _audit_rec(cdc, trials=trials, confidence=confidence, n_keys=keys, seed=seed, rng=rng)
+    out: A.AuditOutcome = res.pop("outcome")
+    sim = getattr(cdc, "_sims", [None])[0]
+    claimed = event_epsilon(cdc.transcript_event())
+    return {
+        "config": {"mechanism": mechanism, "codec": codec, "epsilon": float(epsilon), "dim": dim,
+                   "bits": getattr(sim, "bits", None), "alpha": getattr(sim, "alpha", None),
+                   "tries": getattr(sim, "tries", None), "trials": trials, "confidence": confidence,
+                   "seed": seed, "keys_searched": keys if codec != "none" else None},
+        "epsilon_claimed": claimed,
+        "epsilon_lower_bound": out.epsilon_lower_bound,
+        "confidence": out.confidence,
+        "trials": trials,
+        "exceeds_claim": bool(out.epsilon_lower_bound > claimed),
+        "exceeds_epsilon": bool(out.epsilon_lower_bound > float(epsilon)),
+        "event": {"threshold": out.threshold, "direction": out.direction, "k1": out.k1, "n1": out.n1,
+                  "k0": out.k0, "n0": out.n0, "selection_bound": out.selection_bound},
+        **res,
+        "seconds": time.perf_counter() - t0,
+    }
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--mechanism", required=True, choices=sorted(MECHANISMS))
+    p.add_argument("--codec", required=True, choices=sorted(CODECS))
+    p.add_argument("--epsilon", type=float, required=True)
+    p.add_argument("--bits", type=int, default=None, help="MRC / modified MRC index bits (N = 2^bits)")
+    p.add_argument("--alpha", type=float, default=None, help="PPR's alpha (default 2)")
+    p.add_argument("--tries", type=int, default=None, help="rejection sampling tries")
+    p.add_argument("--dim", type=int, default=4, help="dimension of the audited inputs")
+    p.add_argument("--trials", type=int, default=DEFAULT_TRIALS, help="encoder runs per input")
+    p.add_argument("--confidence", type=float, default=0.95)
+    p.add_argument("--keys", type=int, default=8, help="candidate sets (stream keys) searched for a pair")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default=None, help="result JSON (never overwritten without --force)")
+    p.add_argument("--force", action="store_true")
+
+
+def run(args) -> int:
+    res = run_audit(mechanism=args.mechanism, codec=args.codec, epsilon=args.epsilon, dim=args.dim, bits=args.bits,
+                    alpha=args.alpha, tries=args.tries, trials=args.trials, confidence=args.confidence,
+                    seed=args.seed, keys=args.keys)
+    ev = res["event"]
+    print(f"{args.mechanism} / {args.codec} at epsilon = {args.epsilon:g}: claimed {res['epsilon_claimed']:.4g}, "
+          f"audited lower bound {res['epsilon_lower_bound']:.4g} ({res['confidence']:.0%} confidence, "
+          f"{res['trials']} runs per input), exact on pair {res['epsilon_exact_on_pair']}")
+    print(f"  event: {ev['k1']}/{ev['n1']} vs {ev['k0']}/{ev['n0']} held-out hits; {res['seconds']:.1f} s")
+    if args.out:
+        print("wrote", results.write_result(args.out, res, force=args.force))
+    return 0
