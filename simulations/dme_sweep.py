@@ -276,7 +276,7 @@ def measured_rows(cfg: dict, seed: int) -> list[dict]:
             opt, o = optimised_privunitg(eps, N, d)
             add("mmrc+privunitg-opt", eps, codec_runner(mmrc_codec(opt, b, eps), seed), o["mse"],
                 published=False, family="modified-mrc", note="transcript eps = band eps (RecCodec reports the mechanism spread)")
-            if N <= d:
+            if N <= d and b <= m.get("rrsc_max_bits", 8):  # RRSC encode costs d·M² per client
                 rr = RRSC(epsilon=eps, dim=d, bits=b)
                 add("rrsc", eps, codec_runner(make_codec(rr, "native"), seed), rr.expected_mse(), published=True,
                     family="native")

@@ -106,11 +106,13 @@ def test_pmfs_match_the_encoders(sim):
     """The audit's exact pmfs are the encoders' selection laws (chi-square p > 1e-3, 40000 runs)."""
     mech = PrivUnitG(epsilon=2.0, dim=3)
     key = R.derive_key(11, 0, 0)
-    u = np.array([0.6, -0.8, 0.0])
+    z0 = R.CandidateStream(int(key), 3).candidate(0).astype(np.float64)
+    u = -z0 / np.linalg.norm(z0)  # candidate 0 outside the cap, so rejection sampling may pass it
     M, log_pmf, exact = E._pmf_function(sim, mech)
     assert exact
     lp = log_pmf(MechanismTarget(mech, u[None, :], [key]).log_ratio_block(0, M))[0]
     assert np.exp(lp).sum() == pytest.approx(1.0, abs=1e-12)
+    assert np.sum(np.exp(lp) > 1e-3) >= 3
     idx = E.run_encoder(sim, mech, u, key, 40_000, rng=5)
     assert _freq_pvalue(idx, lp) > 1e-3
 

@@ -41,10 +41,11 @@ def test_best_row_respects_epsilon_and_bits():
 
 def test_rounding_tolerance_in_epsilon_split():
     # k repetitions at ε/k must count at ε even when (ε/k)·k rounds above ε
-    eps = 0.1 * 3
+    eps = 0.3
     rows = [_row("chunked", sum([0.1] * 3), 3, 1.0)]
     assert sum([0.1] * 3) > eps
     assert fr.best_row(rows, epsilon=eps, bits=3) is not None
+    assert fr.best_row(rows, epsilon=0.2999, bits=3) is None
 
 
 def test_frontier_monotone_and_below_published():
@@ -100,7 +101,7 @@ def test_csv_round_trip_never_overwrites(tmp_path):
 
 
 def test_markdown_and_plots(tmp_path):
-    eps, bits = [1.0, 2.0], [2, 4, 8]
+    eps, bits = [1.0, 2.0], [1, 4, 8]
     tab = fr.frontier_table(ROWS, epsilons=eps, bit_budgets=bits)
     md = fr.markdown_frontier(tab, epsilons=eps, bit_budgets=bits)
     assert md.count("\n") == 3 and "ours" in md and "—" in md

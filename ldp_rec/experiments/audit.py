@@ -23,12 +23,13 @@ mechanisms (cap mechanisms, coordinate RR), and ``null`` for PPR.
 from __future__ import annotations
 
 import argparse
-import math
+import sys
 import time
 
 import numpy as np
 
 from ..codec.registry import CODECS, MECHANISMS, make_codec
+from ..errors import LdpRecError, ParameterError
 from ..mechanisms.base import RatioMechanism
 from ..mechanisms.cap import CapMechanism
 from ..mechanisms.randomized_response import CoordinateRR
@@ -255,9 +256,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
-    res = run_audit(mechanism=args.mechanism, codec=args.codec, epsilon=args.epsilon, dim=args.dim, bits=args.bits,
-                    alpha=args.alpha, tries=args.tries, trials=args.trials, confidence=args.confidence,
-                    seed=args.seed, keys=args.keys)
+    try:
+        res = run_audit(mechanism=args.mechanism, codec=args.codec, epsilon=args.epsilon, dim=args.dim, bits=args.bits,
+                        alpha=args.alpha, tries=args.tries, trials=args.trials, confidence=args.confidence,
+                        seed=args.seed, keys=args.keys)
+    except (LdpRecError, NotImplementedError) as exc:
+        print(f"ldp-rec audit: error: {exc}", file=sys.stderr)
+        return 2
     ev = res["event"]
     print(f"{args.mechanism} / {args.codec} at epsilon = {args.epsilon:g}: claimed {res['epsilon_claimed']:.4g}, "
           f"audited lower bound {res['epsilon_lower_bound']:.4g} ({res['confidence']:.0%} confidence, "

@@ -159,8 +159,9 @@ class SQKR(Mechanism):
         sel = np.take_along_axis(a, np.asarray(coords, dtype=np.int64), axis=1)
         return np.clip(0.5 * (1.0 + sel / self.level), 0.0, 1.0)
 
-    def encode(self, x, *, rng=None, keys=None) -> SampledMessages:
-        """k-bit messages (``payload``) and, when ``keys`` is None, the private coordinates."""
+    def encode(self, x, *, rng=None, keys=None):
+        """With ``keys`` (one uint64 per client; S is derived from them): the k-bit messages, int64 ``(n,)``.
+        Without: :class:`SampledMessages` holding the messages and the private coordinates."""
         rng = np.random.default_rng(rng)
         X, _ = self.check_input(x)
         n = X.shape[0]
@@ -170,11 +171,15 @@ class SQKR(Mechanism):
         p, q = self.rr_probabilities
         keep = rng.random(n) < p - q  # κ = (e^ε − 1)/(e^ε + 2^k − 1)
         y = np.where(keep, word, rng.integers(0, 1 << self.k, size=n, dtype=np.int64))
-        return SampledMessages(y, None if keys is not None else coords)
+        return y if keys is not None else SampledMessages(y, coords)
 
     # ---- server side
-    def decode(self, messages: SampledMessages, keys=None) -> np.ndarray:
-        """Unbiased estimates ``(n, d)``: ``C U v`` with ``v = (N/k) c/(p − q) Σ_i Ỹ_i e_{S_i}``."""
+    def decode(self, messages, keys=None) -> np.ndarray:
+        """Unbiased estimates ``(n, d)``: ``C U v`` with ``v = (N/k) c/(p − q) Σ_i Ỹ_i e_{S_i}``.
+        ``messages`` is the int64 array of :meth:`encode` with keys (pass the same keys) or a
+        :class:`SampledMessages`."""
+        if not isinstance(messages, SampledMessages):
+            messages = SampledMessages(np.asarray(messages))
         y = np.asarray(messages.payload)
         if y.ndim != 1 or y.dtype.kind not in "iu":
             raise DecodeError("payload must be a 1-D integer array")

@@ -97,7 +97,8 @@ class AuditOutcome:
     """An audit's result. The event is ``{score ≥ threshold}`` when ``direction`` is +1 (numerator x)
     or ``{score ≤ threshold}`` with numerator x' when −1; ``k1/n1`` are its held-out hits and runs
     under the numerator input, ``k0/n0`` under the other; ``selection_bound`` is the (biased) bound of
-    the same event on the selection half, reported for diagnostics only."""
+    the same event on the selection half at the simultaneous level of :func:`select_event`, reported
+    for diagnostics only."""
 
     epsilon_lower_bound: float
     confidence: float
@@ -118,32 +119,38 @@ class AuditOutcome:
         return self.k0 / self.n0
 
 
-def _best_threshold(s1: np.ndarray, s0: np.ndarray, confidence: float) -> tuple[float, float]:
-    """(threshold t, bound) maximising the bound of ``{s ≥ t}`` with s1 as numerator."""
+def _threshold_counts(s1: np.ndarray, s0: np.ndarray):
+    """Candidate thresholds t of ``{s ≥ t}`` and the hits ``k1, k0`` of s1, s0 at each."""
     a = np.sort(s1)
     b = np.sort(s0)
     pooled = np.unique(np.concatenate([a, b]))
     if pooled.size > _MAX_THRESHOLDS:
         pooled = np.unique(np.quantile(pooled, np.linspace(0.0, 1.0, _MAX_THRESHOLDS), method="nearest"))
-    k1 = a.size - np.searchsorted(a, pooled, side="left")
-    k0 = b.size - np.searchsorted(b, pooled, side="left")
-    lb = epsilon_lower_bound(k1, a.size, k0, b.size, confidence=confidence)
-    i = int(np.argmax(lb))
-    return float(pooled[i]), float(lb[i])
+    return pooled, a.size - np.searchsorted(a, pooled, side="left"), b.size - np.searchsorted(b, pooled, side="left")
 
 
 def select_event(s1, s0, *, confidence: float = 0.95) -> tuple[float, int, float]:
     """Choose ``(threshold, direction, bound)`` on selection data: scores s1 under x, s0 under x'.
-    Both directions are tried: ``{s ≥ t}`` favouring x and ``{s ≤ t}`` favouring x'."""
+
+    Both directions are tried: ``{s ≥ t}`` favouring x and ``{s ≤ t}`` favouring x'. Each of the m
+    candidate events is scored by its bound at the *simultaneous* level ``1 − (1 − confidence)/m``
+    (Bonferroni over the candidates), so the returned bound is valid for all of them at once and the
+    choice is not a winner's curse: with a flat likelihood ratio, as in a cap mechanism's cap, a
+    lucky tail event with few hits cannot beat a well-populated one."""
     s1 = np.asarray(s1, dtype=np.float64).reshape(-1)
     s0 = np.asarray(s0, dtype=np.float64).reshape(-1)
     if s1.size == 0 or s0.size == 0 or not (np.all(np.isfinite(s1)) and np.all(np.isfinite(s0))):
         raise InputError("scores must be non-empty and finite")
-    t_pos, lb_pos = _best_threshold(s1, s0, confidence)
-    t_neg, lb_neg = _best_threshold(-s0, -s1, confidence)
-    if lb_neg > lb_pos:
-        return -t_neg, -1, lb_neg
-    return t_pos, +1, lb_pos
+    c = check_probability(confidence, "confidence")
+    t_pos, k1_pos, k0_pos = _threshold_counts(s1, s0)
+    t_neg, k1_neg, k0_neg = _threshold_counts(-s0, -s1)  # {s ≤ t} with x' as numerator
+    level = 1.0 - (1.0 - c) / (t_pos.size + t_neg.size)
+    lb_pos = epsilon_lower_bound(k1_pos, s1.size, k0_pos, s0.size, confidence=level)
+    lb_neg = epsilon_lower_bound(k1_neg, s0.size, k0_neg, s1.size, confidence=level)
+    i, j = int(np.argmax(lb_pos)), int(np.argmax(lb_neg))
+    if lb_neg[j] > lb_pos[i]:
+        return -float(t_neg[j]), -1, float(lb_neg[j])
+    return float(t_pos[i]), +1, float(lb_pos[i])
 
 
 def evaluate_event(s1, s0, threshold: float, direction: int, *, confidence: float = 0.95) -> tuple[float, int, int, int, int]:
