@@ -177,3 +177,11 @@ def test_cli_writes_result(tmp_path, capsys):
     for k in ("epsilon_claimed", "epsilon_lower_bound", "confidence", "trials", "config", "epsilon_exact_on_pair", "meta"):
         assert k in res
     assert res["config"]["bits"] == 3 and res["trials"] == 4000 and res["epsilon_claimed"] == 2.0
+
+
+def test_cli_rejects_bad_settings(capsys):
+    from ldp_rec.cli import main
+
+    assert main(["audit", "--mechanism", "privunitg", "--codec", "mrc", "--epsilon", "1", "--trials", "1"]) == 2
+    assert main(["audit", "--mechanism", "gaussian", "--codec", "mrc", "--epsilon", "1", "--trials", "100"]) == 2
+    assert "error" in capsys.readouterr().err

@@ -29,7 +29,8 @@ import time
 import numpy as np
 
 from ..codec.registry import CODECS, MECHANISMS, make_codec
-from ..errors import LdpRecError, ParameterError
+from .._validation import check_positive_int, check_probability
+from ..errors import LdpRecError
 from ..mechanisms.base import RatioMechanism
 from ..mechanisms.cap import CapMechanism
 from ..mechanisms.randomized_response import CoordinateRR
@@ -211,6 +212,9 @@ def run_audit(*, mechanism: str, codec: str, epsilon: float, dim: int = 4, bits:
               alpha: float | None = None, tries: int | None = None, trials: int = DEFAULT_TRIALS,
               confidence: float = 0.95, seed: int = 0, keys: int = 8) -> dict:
     """Audit one (mechanism, codec, ε); returns the result dict (see :func:`run` for the fields)."""
+    trials = check_positive_int(trials, "trials", minimum=4)
+    keys = check_positive_int(keys, "keys")
+    check_probability(confidence, "confidence")
     t0 = time.perf_counter()
     cdc = make_codec(mechanism, codec, epsilon=epsilon, dim=dim, bits=bits, alpha=alpha, tries=tries)
     rng = np.random.default_rng(seed)

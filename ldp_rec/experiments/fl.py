@@ -141,6 +141,9 @@ def run(args) -> int:
         if m not in MODES:
             raise SystemExit(f"unknown mode {m!r}; choose from {MODES}")
     out = Path(args.out) if args.out else run_dir("results", "fl") / "result.json"
+    if out.exists() and not args.force:
+        raise SystemExit(f"{out} exists; choose another --out or pass --force")
+    out.parent.mkdir(parents=True, exist_ok=True)
     runs, summary, configs, walls = {}, {}, {}, {}
     for mode in modes:
         cfg = config_from_args(args, mode)
