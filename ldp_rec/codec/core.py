@@ -230,9 +230,11 @@ class RecCodec(Codec):
 
     def transcript_event(self) -> PrivacyEvent:
         evs = []
-        for m in self._mechs:
+        for m, sim in zip(self._mechs, self._sims):
             g = m.guarantee
-            evs.extend([self._sims[0].transcript.event(g.epsilon, g.delta)] * self.repetitions)
+            own = getattr(sim, "transcript_event", None)
+            ev = own(g.epsilon, g.delta) if own is not None else sim.transcript.event(g.epsilon, g.delta)
+            evs.extend([ev] * self.repetitions)
         return evs[0] if len(evs) == 1 else ComposedEvent(tuple(evs))
 
     def _chunk_keys(self, run_seed, round, clients, j):

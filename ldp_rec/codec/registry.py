@@ -11,6 +11,8 @@ from __future__ import annotations
 import importlib
 import math
 
+import numpy as np
+
 from ..errors import IncompatibleError, ParameterError
 
 # name -> "module:Class"
@@ -58,7 +60,7 @@ def _index_code(kind: str, bits: int | None = None):
     return codes.EliasDelta()
 
 
-def _simulator_factory(codec: str, *, bits, alpha, tries):
+def _simulator_factory(codec: str, *, bits, alpha, tries, band_epsilon=None):
     """(factory chunk_mechanism -> Simulator, index code kind)."""
     from ..rec import mrc
 
@@ -68,7 +70,7 @@ def _simulator_factory(codec: str, *, bits, alpha, tries):
     if codec == "mrc":
         return (lambda m: mrc.MRC(bits=n_bits(m))), "fixed"
     if codec == "modified-mrc":
-        return (lambda m: mrc.ModifiedMRC(bits=n_bits(m), epsilon=m.epsilon)), "fixed"
+        return (lambda m: mrc.ModifiedMRC(bits=n_bits(m), epsilon=band_epsilon or m.epsilon)), "fixed"
     if codec == "orc":
         from ..rec.orc import ORC
         return (lambda m: ORC(bits=n_bits(m))), "variable"
@@ -77,7 +79,12 @@ def _simulator_factory(codec: str, *, bits, alpha, tries):
         return (lambda m: PFR()), "variable"
     if codec == "ppr":
         from ..rec.ppr import PPR
-        return (lambda m: PPR(alpha=2.0 if alpha is None else alpha)), "variable"
+
+        def ppr(m):
+            cap = m.log_ratio_cap() if hasattr(m, "log_ratio_cap") and not np.isfinite(m.log_ratio_bounds()[1]) else None
+            return PPR(alpha=2.0 if alpha is None else alpha, log_ratio_cap=cap)
+
+        return ppr, "variable"
     if codec == "rs-fallback":
         from ..rec.rejection import RejectionSampler
         return (lambda m: RejectionSampler(tries=tries if tries is not None else max(1, int(math.ceil(
@@ -90,14 +97,28 @@ def _simulator_factory(codec: str, *, bits, alpha, tries):
 
 def make_codec(mechanism, codec: str, *, epsilon: float | None = None, dim: int | None = None, bits: int | None = None,
                alpha: float | None = None, tries: int | None = None, repetitions: int = 1, blocks: int = 1,
-               **mechanism_kwargs):
-    """Build the codec ``codec`` for ``mechanism`` (a name, a Mechanism instance, or None for non-private)."""
+               band_tuning: bool = True, **mechanism_kwargs):
+    """Build the codec ``codec`` for ``mechanism`` (a name, a Mechanism instance, or None for non-private).
+
+    With ``codec="modified-mrc"`` and ``mechanism="privunitg"`` (by name, unchunked), ``band_tuning``
+    runs PrivUnitG with parameters tuned for the band (:mod:`.tuning`): the transcript is still
+    ε-LDP (the band's guarantee) while the MSE is lower.
+    """
     from .core import FloatCodec, RecCodec
     from .native import NativeCodec
 
     if codec not in CODECS:
         raise ParameterError(f"unknown codec {codec!r}; choose from {sorted(CODECS)}")
-    if isinstance(mechanism, str):
+    band_epsilon = None
+    if (isinstance(mechanism, str) and mechanism == "privunitg" and codec == "modified-mrc" and band_tuning
+            and repetitions == 1 and blocks == 1 and not {"p_override", "gamma_override"} & set(mechanism_kwargs)):
+        from ..rec import mrc
+        from .tuning import band_tuned_privunitg
+
+        nb = bits if bits is not None else mrc.mrc_bits(epsilon)
+        mech = band_tuned_privunitg(epsilon, dim, nb, **mechanism_kwargs)
+        band_epsilon = float(epsilon)
+    elif isinstance(mechanism, str):
         if mechanism in ("sqkr", "rrsc") and bits is not None:
             mechanism_kwargs.setdefault("bits", bits)
         mech = make_mechanism(mechanism, epsilon=epsilon, dim=dim, **mechanism_kwargs)
@@ -126,12 +147,12 @@ def make_codec(mechanism, codec: str, *, epsilon: float | None = None, dim: int 
         raise IncompatibleError(
             f"{codec} needs a bounded density ratio, but {mech.name}'s ratio against its reference is unbounded "
             f"(log bounds {lo}, {hi}); use codec 'ppr' or 'none'")
-    factory, code_kind = _simulator_factory(codec, bits=bits, alpha=alpha, tries=tries)
+    factory, code_kind = _simulator_factory(codec, bits=bits, alpha=alpha, tries=tries, band_epsilon=band_epsilon)
     k = repetitions * blocks
     chunk_bits = bits if bits is not None else None
     if code_kind == "fixed":
         from ..rec import mrc
-        nb = chunk_bits if chunk_bits is not None else mrc.mrc_bits(mech.epsilon / k)
+        nb = chunk_bits if chunk_bits is not None else mrc.mrc_bits((band_epsilon or mech.epsilon) / k)
         index_code = _index_code("fixed", nb)
     else:
         index_code = _index_code("variable")

@@ -94,11 +94,10 @@ def default_bits(cfg: FLConfig) -> int | None:
 def _codec(mode, mechanism, codec, epsilon, dim, clip, bits, alpha):
     if mode == "none":
         return make_codec(None, "none", dim=dim)
-    mech = make_mechanism(mechanism, epsilon=epsilon, dim=dim, clip=clip)
     if mode == "ldp":
-        return make_codec(mech, "none")
+        return make_codec(make_mechanism(mechanism, epsilon=epsilon, dim=dim, clip=clip), "none")
     opts = {"alpha": alpha} if codec == "ppr" else {}
-    return make_codec(mech, codec, bits=bits, **opts)
+    return make_codec(mechanism, codec, epsilon=epsilon, dim=dim, bits=bits, clip=clip, **opts)
 
 
 def round_codec(cfg: FLConfig, dim: int):

@@ -154,6 +154,19 @@ class GaussianMechanism(RatioMechanism):
         U, _ = self.check_input(u)
         return U + self.sigma * rng.standard_normal(U.shape)
 
+    projection_uses_norm: ClassVar[bool] = True
+
+    def log_ratio_from_projection(self, dots, sqnorms=None, *, u_sqnorm) -> np.ndarray:
+        """Fused path: candidates are ``z = σ g`` with ``dots = ⟨g, u⟩`` (per client ``u_sqnorm = ‖u‖²``),
+        so ``log r = (σ·dots − ‖u‖²/2)/σ²``."""
+        dots = np.asarray(dots, dtype=np.float64)
+        return (self.sigma * dots - 0.5 * np.asarray(u_sqnorm, dtype=np.float64)[:, None]) / self.sigma**2
+
+    def log_ratio_cap(self, tail_sd: float = 6.0) -> float:
+        """A cap on log r for channel simulators that need one: ``C²/(2σ²) + k·C/σ``; a reference
+        candidate exceeds it with probability ≤ Φ̄(C/σ + k) (k = 6: ≈1e-9)."""
+        return self.clip**2 / (2 * self.sigma**2) + tail_sd * self.clip / self.sigma
+
     def log_ratio(self, z, u) -> np.ndarray:
         """``(⟨z, u⟩ − ‖u‖²/2)/σ²``: z ``(..., m, d)`` against u ``(..., d)`` → ``(..., m)``."""
         z = np.asarray(z, dtype=np.float64)

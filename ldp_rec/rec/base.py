@@ -105,6 +105,8 @@ class MechanismTarget(Target):
         fused = getattr(self.mechanism, "log_ratio_from_projection", None)
         if fused is not None and self.reference.base == "normal":
             dots, sq = randomness.project_block(self.keys, start, count, self.U)
+            if getattr(self.mechanism, "projection_uses_norm", False):
+                return fused(dots, sq, u_sqnorm=np.einsum("cd,cd->c", self.U, self.U))
             return fused(dots, sq)
         z = self.candidate_block(start, count)
         return self.mechanism.log_ratio(z, self.U)

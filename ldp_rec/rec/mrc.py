@@ -297,6 +297,13 @@ class ModifiedMRC(Simulator):
     def n_candidates(self) -> int:
         return 1 << self.bits
 
+    def transcript_event(self, epsilon: float, delta: float = 0.0):
+        """The band alone makes the transcript ``self.epsilon``-LDP, whatever the mechanism's own
+        spread (it needs only log c_max ≤ self.epsilon, checked at encoding)."""
+        from ..privacy.events import PureEvent
+
+        return PureEvent(float(self.epsilon))
+
     def selection_probs(self, target: Target) -> np.ndarray:
         """π̃ of every client, ``(n, N)``."""
         self.check_target(target)

@@ -1,0 +1,509 @@
+"""Run the ldp-rec Flower apps on Flower's *deployment* engine over loopback (testing only).
+
+The same ``ClientApp`` and ``ServerApp`` that ``ldp-rec fl`` runs on the simulation engine
+(:mod:`.client_app`, :mod:`.server_app`) run here as separate processes talking HTTP on
+127.0.0.1, the way a real federation runs (Flower 1.42, "Run Flower with the Deployment
+Runtime"):
+
+    flower-superlink --insecure --host 127.0.0.1 --port P          (Fleet, Control and Runtime
+                                                                    HTTP APIs share port P; it
+                                                                    starts a SuperExec that runs
+                                                                    the ServerApp in a subprocess)
+    flower-supernode --insecure --superlink 127.0.0.1:P --port Q_k  (k = 0 … N−1; each runs its
+                     --node-config "partition-id=k num-partitions=N"  ClientApp in a subprocess)
+    flwr run <staged app> loopback --run-config overrides.toml     (submits the run)
+
+Nothing here re-implements the apps: this module only stages the app, starts and stops the
+processes, submits the run, waits for it and reads the results file the module-level ServerApp
+writes to the run-config key ``out``. Settings reach the apps only through the run config
+(:meth:`FLConfig.to_record`), exactly as with ``flwr run .``.
+
+Why a staged copy of the app
+----------------------------
+``flwr run DIR`` migrates a ``[tool.flwr.federations]`` section of ``DIR/pyproject.toml`` into
+the Flower configuration and *comments it out in place*, and it refuses run-config overrides of
+keys that ``[tool.flwr.app.config]`` does not declare. So the run uses a copy
+(:func:`stage_app`): ``pyproject.toml`` without the federations section, with every
+:class:`FLConfig` key (and ``out``) declared, plus the package's ``.py`` files. The SuperLink
+connection lives in a private ``FLWR_HOME/config.toml`` (:func:`write_connection`); the user's
+``~/.flwr`` and the checkout are never touched.
+
+Processes
+---------
+Every process is started in its own session with ``PR_SET_PDEATHSIG`` (Linux), so it gets
+SIGTERM if the driver dies, and every descendant it spawns (SuperExec, ``flwr-serverapp``,
+``flwr-clientapp``) is recorded by ``(pid, start time)`` while the run is polled.
+:meth:`ProcessTree.stop` sends SIGTERM to all of them, waits, then SIGKILLs survivors; it runs
+in a ``finally`` block, on success and on failure. Only processes this module started (and
+their descendants) are ever signalled, by pid.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import dataclasses
+import ipaddress
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import tomllib
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import LdpRecError, ParameterError
+from .config import FLConfig
+
+CONNECTION = "loopback"
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+_PR_SET_PDEATHSIG = 1
+_PR_SET_CHILD_SUBREAPER = 36
+
+
+class DeploymentError(LdpRecError, RuntimeError):
+    """The deployment engine could not start, or the run did not complete."""
+
+
+@dataclass(frozen=True)
+class LoopbackSettings:
+    """Process layout and time limits of a loopback deployment.
+
+    ``supernodes`` SuperNodes connect to one SuperLink on ``host`` (must be a loopback address:
+    every process runs with ``--insecure``). ``timeout`` bounds the whole run in seconds.
+    """
+
+    supernodes: int = 2
+    host: str = "127.0.0.1"
+    timeout: float = 240.0
+    startup_timeout: float = 30.0
+    poll_seconds: float = 0.5
+    status_seconds: float = 10.0
+    grace_seconds: float = 10.0
+
+    def __post_init__(self) -> None:
+        if isinstance(self.supernodes, bool) or not isinstance(self.supernodes, int) or not 1 <= self.supernodes <= 16:
+            raise ParameterError(f"supernodes must be an integer in 1..16, got {self.supernodes!r}")
+        try:
+            loopback = ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            loopback = False
+        if not loopback:
+            raise ParameterError(f"host must be a loopback IP address (insecure mode), got {self.host!r}")
+        for name in ("timeout", "startup_timeout", "poll_seconds", "status_seconds", "grace_seconds"):
+            if not getattr(self, name) > 0:
+                raise ParameterError(f"{name} must be > 0")
+
+
+@dataclass(frozen=True)
+class DeploymentResult:
+    """What a loopback run returned: the ServerApp's per-round rows and how the run went."""
+
+    rows: list
+    config: dict
+    run_id: int
+    status: str
+    wall_seconds: float
+    listening: list  # [{"process", "pid", "address", "port"}] TCP listeners of the whole process tree
+    processes: list  # every process the run started or spawned: [{"pid", "cmd"}]
+    workdir: str
+    flwr_version: str
+
+    def to_record(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+# --------------------------------------------------------------------------- staging
+
+def _flwr_version() -> str:
+    import flwr
+
+    return str(getattr(flwr, "__version__", "unknown"))
+
+
+def stage_app(dest: Path, *, source: Path = PROJECT_ROOT) -> Path:
+    """Copy the Flower app at ``source`` to ``dest`` for ``flwr run`` (see the module docstring).
+
+    ``[tool.flwr.app.config]`` of the copy declares the source's keys, every :class:`FLConfig`
+    key (defaults from ``FLConfig()``) and ``out = ""``, so any of them can be overridden with
+    ``--run-config``; ``[tool.flwr.federations]`` is dropped. Only ``*.py`` files of the
+    ``ldp_rec`` package are copied (a FAB carries only source and config files).
+    """
+    import tomli_w  # a dependency of flwr
+
+    source, dest = Path(source), Path(dest)
+    if not (source / "pyproject.toml").is_file() or not (source / "ldp_rec").is_dir():
+        raise DeploymentError(f"{source} is not the ldp-rec source tree (pyproject.toml and ldp_rec/ expected)")
+    with open(source / "pyproject.toml", "rb") as fh:
+        project = tomllib.load(fh)
+    flwr_tool = project.get("tool", {}).get("flwr", {})
+    if "app" not in flwr_tool:
+        raise DeploymentError(f"{source / 'pyproject.toml'} has no [tool.flwr.app] section")
+    flwr_tool.pop("federations", None)
+    flwr_tool["app"]["config"] = {**flwr_tool["app"].get("config", {}), **FLConfig().to_record(), "out": ""}
+    if dest.exists():
+        shutil.rmtree(dest)
+    shutil.copytree(source / "ldp_rec", dest / "ldp_rec",
+                    ignore=lambda d, names: [n for n in names if n == "__pycache__"
+                                             or (not n.endswith(".py") and not (Path(d) / n).is_dir())])
+    (dest / "pyproject.toml").write_text(tomli_w.dumps(project))
+    for extra in ("README.md", "LICENSE"):
+        if (source / extra).is_file():
+            shutil.copy2(source / extra, dest / extra)
+    return dest
+
+
+def run_overrides(cfg: FLConfig, out: Path) -> dict:
+    """The ``--run-config`` overrides: the whole :class:`FLConfig` record, the results path
+    (``out``, read by the module-level ServerApp) and ``num-server-rounds`` kept equal to
+    ``rounds`` (FLConfig reads ``rounds``)."""
+    return {**cfg.to_record(), "num-server-rounds": cfg.rounds, "out": str(out)}
+
+
+def write_connection(flwr_home: Path, address: str, *, name: str = CONNECTION) -> Path:
+    """A Flower configuration with one insecure SuperLink connection ``name`` → ``address``."""
+    flwr_home.mkdir(parents=True, exist_ok=True)
+    path = flwr_home / "config.toml"
+    path.write_text(f'[superlink]\ndefault = "{name}"\n\n[superlink.{name}]\naddress = "{address}"\ninsecure = true\n')
+    return path
+
+
+def free_ports(n: int, host: str = "127.0.0.1") -> list[int]:
+    """``n`` distinct TCP ports that were free on ``host`` a moment ago (bind to port 0)."""
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+            s.bind((host, 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def find_executable(name: str) -> str:
+    """``name`` from this interpreter's ``bin`` directory (the venv), else from ``PATH``."""
+    local = Path(sys.executable).parent / name
+    if local.is_file() and os.access(local, os.X_OK):
+        return str(local)
+    found = shutil.which(name)
+    if found is None:
+        raise DeploymentError(f"{name!r} not found next to {sys.executable} or on PATH; is flwr installed?")
+    return found
+
+
+def become_subreaper() -> bool:
+    """Make this process the reaper of its orphaned descendants (Linux), so a SuperExec whose
+    parent died is re-parented here rather than to init. Returns False where unsupported."""
+    if not sys.platform.startswith("linux"):
+        return False
+    libc = ctypes.CDLL(None, use_errno=True)
+    return libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
+
+
+# --------------------------------------------------------------------------- processes
+
+def _proc_stat(pid: int) -> tuple[int, int] | None:
+    """(parent pid, start time in clock ticks) of ``pid`` from /proc, or None if it is gone."""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = raw[raw.rfind(")") + 2 :].split()
+    return int(fields[1]), int(fields[19])
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+    except OSError:
+        return ""
+
+
+def _short(cmd: str) -> str:
+    """The Flower program of a command line (``flower-superlink``, ``flwr-clientapp`` …)."""
+    names = [Path(tok).name for tok in cmd.split()]
+    return next((n for n in names if n.startswith(("flower-", "flwr"))), names[0] if names else "?")
+
+
+def _pdeathsig() -> None:  # runs in the child between fork and exec
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+
+
+def _listeners() -> dict[int, tuple[str, int]]:
+    """socket inode → (address, port) of every listening TCP socket (IPv4 and IPv6)."""
+    out = {}
+    for name, v6 in (("tcp", False), ("tcp6", True)):
+        try:
+            lines = Path(f"/proc/net/{name}").read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            parts = line.split()
+            if parts[3] != "0A":  # TCP_LISTEN
+                continue
+            hexaddr, hexport = parts[1].split(":")
+            raw = bytes.fromhex(hexaddr)
+            # /proc prints the address as 32-bit words in host (little-endian) order
+            raw = b"".join(raw[i : i + 4][::-1] for i in range(0, len(raw), 4))
+            out[int(parts[9])] = (str(ipaddress.ip_address(raw)), int(hexport, 16))
+    return out
+
+
+@dataclass
+class ProcessTree:
+    """The processes of one deployment, their descendants, and their shutdown."""
+
+    logdir: Path
+    started: list = field(default_factory=list)  # (name, Popen)
+    seen: dict = field(default_factory=dict)  # pid -> (start time, cmdline)
+
+    def start(self, name: str, argv: list[str], env: dict) -> subprocess.Popen:
+        log = open(self.logdir / f"{name}.log", "wb")
+        try:
+            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
+                                    start_new_session=True, preexec_fn=_pdeathsig)
+        finally:
+            log.close()
+        self.started.append((name, proc))
+        self.track()
+        return proc
+
+    def track(self) -> None:
+        """Record every live descendant of the started processes (by pid and start time)."""
+        children: dict[int, list[int]] = {}
+        for entry in os.listdir("/proc"):
+            if entry.isdigit() and (st := _proc_stat(int(entry))) is not None:
+                children.setdefault(st[0], []).append(int(entry))
+        stack = [p.pid for _, p in self.started]
+        while stack:
+            pid = stack.pop()
+            st = _proc_stat(pid)
+            if st is not None and pid not in self.seen:
+                self.seen[pid] = (st[1], _cmdline(pid))
+            stack.extend(children.get(pid, []))
+
+    def alive(self) -> list[int]:
+        """Recorded pids still running the process recorded (not a reused pid, not a zombie)."""
+        out = []
+        for pid, (start, _) in self.seen.items():
+            st = _proc_stat(pid)
+            if st is not None and st[1] == start:
+                try:
+                    state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+                except OSError:
+                    continue
+                if state != "Z":
+                    out.append(pid)
+        return out
+
+    def exited(self) -> list[tuple[str, int]]:
+        return [(name, p.returncode) for name, p in self.started if p.poll() is not None]
+
+    def listening(self) -> list[dict]:
+        socks = _listeners()
+        out = []
+        for pid in self.alive():
+            try:
+                fds = os.listdir(f"/proc/{pid}/fd")
+            except OSError:
+                continue
+            for fd in fds:
+                try:
+                    link = os.readlink(f"/proc/{pid}/fd/{fd}")
+                except OSError:
+                    continue
+                if link.startswith("socket:[") and (inode := int(link[8:-1])) in socks:
+                    addr, port = socks[inode]
+                    out.append({"process": _short(self.seen[pid][1]), "pid": pid, "address": addr, "port": port})
+        return sorted(out, key=lambda r: (r["port"], r["pid"]))
+
+    def _signal(self, sig: int) -> None:
+        for pid in self.alive():
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+
+    def stop(self, grace: float) -> list[int]:
+        """SIGTERM every recorded process, wait up to ``grace`` s, SIGKILL survivors, reap.
+        Returns the pids that had to be killed."""
+        self.track()
+        self._signal(signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        while self.alive() and time.monotonic() < deadline:
+            self._reap()
+            time.sleep(0.1)
+        killed = self.alive()
+        if killed:
+            self._signal(signal.SIGKILL)
+            time.sleep(0.2)
+        for _, p in self.started:
+            try:
+                p.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                pass
+        self._reap()
+        return killed
+
+    def _reap(self) -> None:
+        for pid in list(self.seen):  # orphans re-parented to us (subreaper) are our children
+            try:
+                os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                pass
+
+    def log_tails(self, lines: int = 15) -> str:
+        parts = []
+        for name, _ in self.started:
+            text = (self.logdir / f"{name}.log").read_text(errors="replace").splitlines()
+            parts.append(f"--- {name}.log (last {lines} lines)\n" + "\n".join(text[-lines:]))
+        return "\n".join(parts)
+
+
+# --------------------------------------------------------------------------- the run
+
+def _env(flwr_home: Path) -> dict:
+    env = dict(os.environ)
+    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
+    env.update(FLWR_HOME=str(flwr_home), FLWR_DISABLE_UPDATE_CHECK="1",
+               FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION="1", PYTHONUNBUFFERED="1")
+    return env
+
+
+def _wait_healthy(url: str, proc: subprocess.Popen, timeout: float, tree: ProcessTree) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise DeploymentError(f"flower-superlink exited with code {proc.returncode} during startup\n"
+                                  + tree.log_tails())
+        try:
+            with urllib.request.urlopen(url, timeout=1.0) as resp:
+                if resp.status == 200:
+                    return
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(0.2)
+    raise DeploymentError(f"the SuperLink did not answer {url} within {timeout:.0f} s\n" + tree.log_tails())
+
+
+def _cli(args: list[str], env: dict, cwd: Path, timeout: float = 60.0) -> dict:
+    """Run ``flwr ARGS --format json`` and return its JSON answer."""
+    try:
+        res = subprocess.run([find_executable("flwr"), *args, "--format", "json"], env=env, cwd=cwd,
+                             capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired as exc:
+        raise DeploymentError(f"`flwr {' '.join(args)}` took more than {timeout:.0f} s") from exc
+    start = res.stdout.find("{")
+    try:
+        answer = json.loads(res.stdout[start:]) if start >= 0 else {}
+    except json.JSONDecodeError:
+        answer = {}
+    if not answer.get("success"):
+        raise DeploymentError(f"`flwr {' '.join(args)}` failed (exit {res.returncode}): "
+                              f"{answer.get('error-message', '')}\n{res.stdout[-2000:]}\n{res.stderr[-2000:]}")
+    return answer
+
+
+def _run_log(run_id: int, env: dict, cwd: Path, dest: Path) -> str:
+    """Save the run's ServerApp log (``flwr log --show``) to ``dest``; returns its text."""
+    try:
+        res = subprocess.run([find_executable("flwr"), "log", str(run_id), CONNECTION, "--show"], env=env, cwd=cwd,
+                             capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
+        text = res.stdout + res.stderr
+    except subprocess.TimeoutExpired as exc:
+        text = (exc.stdout or b"").decode(errors="replace") if isinstance(exc.stdout, bytes) else (exc.stdout or "")
+    dest.write_text(text)
+    return text
+
+
+def run_loopback(cfg: FLConfig, *, settings: LoopbackSettings | None = None, workdir: Path | str | None = None,
+                 source: Path = PROJECT_ROOT) -> DeploymentResult:
+    """Run ``cfg`` on a SuperLink and ``settings.supernodes`` SuperNodes on loopback.
+
+    ``cfg.nodes`` must equal the number of SuperNodes (the strategy waits for that many nodes).
+    Logs, the staged app and the Flower homes go to ``workdir`` (a fresh temporary folder if
+    None; it is left in place for inspection). Raises :class:`DeploymentError` with the tails
+    of the logs if a process fails to start, the run fails, or ``settings.timeout`` passes.
+    Every process started is stopped before this returns or raises.
+    """
+    settings = settings or LoopbackSettings()
+    if cfg.nodes != settings.supernodes:
+        raise ParameterError(f"cfg.nodes ({cfg.nodes}) must equal the number of SuperNodes ({settings.supernodes})")
+    workdir = Path(workdir) if workdir is not None else Path(tempfile.mkdtemp(prefix="ldp-rec-deploy-"))
+    workdir = workdir.resolve()
+    logdir = workdir / "logs"
+    logdir.mkdir(parents=True, exist_ok=True)
+    app = stage_app(workdir / "app", source=source)
+    out = workdir / "server-results.json"
+    out.unlink(missing_ok=True)
+    overrides = workdir / "run-config.toml"
+    import tomli_w
+
+    overrides.write_text(tomli_w.dumps(run_overrides(cfg, out)))
+
+    host = settings.host
+    ports = free_ports(1 + settings.supernodes, host)
+    link_addr = f"[{host}]:{ports[0]}" if ":" in host else f"{host}:{ports[0]}"
+    cli_env = _env(workdir / "home" / "cli")
+    write_connection(workdir / "home" / "cli", link_addr)
+
+    tree = ProcessTree(logdir)
+    t0 = time.perf_counter()
+    try:
+        superlink = tree.start("superlink", [
+            find_executable("flower-superlink"), "--insecure", "--host", host, "--port", str(ports[0]),
+            "--isolation", "subprocess", "--disable-runtime-dependency-installation",
+        ], _env(workdir / "home" / "superlink"))
+        _wait_healthy(f"http://{link_addr}/health", superlink, settings.startup_timeout, tree)
+        n = settings.supernodes
+        for k in range(n):
+            tree.start(f"supernode-{k}", [
+                find_executable("flower-supernode"), "--insecure", "--superlink", link_addr,
+                "--host", host, "--port", str(ports[1 + k]), "--isolation", "subprocess",
+                "--node-config", f"partition-id={k} num-partitions={n}",
+            ], _env(workdir / "home" / f"supernode-{k}"))
+        answer = _cli(["run", str(app), CONNECTION, "--run-config", str(overrides)], cli_env, workdir, timeout=120)
+        run_id = int(answer["run-id"])
+        deadline = time.monotonic() + settings.timeout
+        status, next_status = "", time.monotonic() + settings.status_seconds
+        listening: dict = {}
+        while True:
+            tree.track()
+            for row in tree.listening():
+                listening[(row["pid"], row["port"])] = row
+            if dead := tree.exited():
+                raise DeploymentError(f"{dead} exited during the run\n" + tree.log_tails())
+            # `flwr ls` costs about a CPU second: ask when the results file appears, else now and then
+            if out.is_file() or time.monotonic() >= next_status:
+                runs = _cli(["ls", CONNECTION, "--run-id", str(run_id)], cli_env, workdir).get("runs", [])
+                status = runs[0]["status"] if runs else ""
+                if status.startswith("finished"):
+                    break
+                next_status = time.monotonic() + settings.status_seconds
+            if time.monotonic() >= deadline:
+                _run_log(run_id, cli_env, workdir, logdir / "run.log")
+                raise DeploymentError(f"run {run_id} did not finish within {settings.timeout:.0f} s "
+                                      f"(status {status!r}); logs in {logdir}\n" + tree.log_tails())
+            time.sleep(settings.poll_seconds)
+        wall = time.perf_counter() - t0
+        run_log = _run_log(run_id, cli_env, workdir, logdir / "run.log")
+        if status != "finished:completed" or not out.is_file():
+            raise DeploymentError(f"run {run_id} ended with status {status!r}"
+                                  f"{'' if out.is_file() else ' and wrote no results'}; logs in {logdir}\n"
+                                  + "\n".join(run_log.splitlines()[-30:]) + "\n" + tree.log_tails())
+        server = json.loads(out.read_text())
+        return DeploymentResult(rows=server["rounds"], config=server["config"], run_id=run_id, status=status,
+                                wall_seconds=wall, listening=sorted(listening.values(), key=lambda r: (r["port"], r["pid"])),
+                                processes=[{"pid": pid, "cmd": cmd[:200]} for pid, (_, cmd) in tree.seen.items()],
+                                workdir=str(workdir), flwr_version=_flwr_version())
+    finally:
+        tree.stop(settings.grace_seconds)

@@ -1,0 +1,158 @@
+"""Flower's deployment engine over loopback (simulations/deploy_loopback.py, ldp_rec.fl.deploy).
+
+The end-to-end test starts a real SuperLink and SuperNodes on 127.0.0.1, runs the ldp-rec apps
+for two rounds and checks that the decoded aggregates equal those of the simulation engine
+(:func:`ldp_rec.experiments.fl.run_flower`) on the same FLConfig: cohorts depend only on the
+number of nodes and the seed, so both engines must produce the same model, round by round.
+If the deployment engine cannot start here, the test fails with the script's message; it is
+never skipped.
+"""
+
+import hashlib
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from ldp_rec.errors import ParameterError
+from ldp_rec.fl import deploy
+from ldp_rec.fl.config import FLConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "simulations" / "deploy_loopback.py"
+SMALL = dict(dataset="digits", partition="iid", clients=24, nodes=2, rounds=2, mode="ldp-rec", bits=8, seed=0)
+
+
+def _alive(pid: int, cmd: str) -> bool:
+    try:
+        now = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return now[:200] == cmd and state != "Z"
+
+
+# ----------------------------------------------------------------------------- fast checks
+
+def test_stage_app_leaves_checkout_alone_and_declares_every_key(tmp_path):
+    before = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
+    app = deploy.stage_app(tmp_path / "app", source=ROOT)
+    assert hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest() == before
+    with open(app / "pyproject.toml", "rb") as fh:
+        staged = tomllib.load(fh)
+    assert "federations" not in staged["tool"]["flwr"]
+    assert staged["tool"]["flwr"]["app"]["components"] == {
+        "serverapp": "ldp_rec.fl.server_app:app", "clientapp": "ldp_rec.fl.client_app:app"}
+    declared = staged["tool"]["flwr"]["app"]["config"]
+    assert set(FLConfig().to_record()) | {"out"} <= set(declared)
+    files = [p for p in (app / "ldp_rec").rglob("*") if p.is_file()]
+    assert files and all(p.suffix == ".py" for p in files)
+    assert (app / "ldp_rec" / "fl" / "client_app.py").read_bytes() == (ROOT / "ldp_rec/fl/client_app.py").read_bytes()
+
+
+def test_run_overrides_round_trip_through_flconfig(tmp_path):
+    import tomli_w
+
+    cfg = FLConfig(**{**SMALL, "epsilon": 2.5, "codec": "ppr", "fault": "corrupt:3"})
+    rec = deploy.run_overrides(cfg, tmp_path / "r.json")
+    assert rec["out"] == str(tmp_path / "r.json") and rec["num-server-rounds"] == cfg.rounds
+    back = tomllib.loads(tomli_w.dumps(rec))  # what Flower parses from --run-config FILE
+    assert FLConfig.from_record(back) == cfg
+
+
+def test_settings_refuse_non_loopback_and_bad_values():
+    with pytest.raises(ParameterError, match="loopback"):
+        deploy.LoopbackSettings(host="0.0.0.0")
+    with pytest.raises(ParameterError, match="loopback"):
+        deploy.LoopbackSettings(host="superlink")
+    with pytest.raises(ParameterError, match="supernodes"):
+        deploy.LoopbackSettings(supernodes=0)
+    with pytest.raises(ParameterError, match="timeout"):
+        deploy.LoopbackSettings(timeout=0)
+    deploy.LoopbackSettings(host="::1")
+    with pytest.raises(ParameterError, match="must equal the number of SuperNodes"):
+        deploy.run_loopback(FLConfig(**{**SMALL, "nodes": 3}), settings=deploy.LoopbackSettings(supernodes=2))
+
+
+def test_listener_table_decodes_addresses_and_ports():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        table = deploy._listeners()
+        assert ("127.0.0.1", port) in table.values()
+    ports = deploy.free_ports(3)
+    assert len(set(ports)) == 3
+
+
+def test_process_tree_stops_detached_grandchildren(tmp_path):
+    """A child that spawns a grandchild in its own session (as flower-superlink does with its
+    SuperExec) and ignores SIGTERM: stop() must still leave nothing running."""
+    code = ("import signal, subprocess, sys, time\n"
+            "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+            "subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(120)'], start_new_session=True)\n"
+            "time.sleep(120)\n")
+    tree = deploy.ProcessTree(tmp_path)
+    tree.start("parent", [sys.executable, "-c", code], dict(os.environ))
+    deadline = time.monotonic() + 10
+    while len(tree.seen) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+        tree.track()
+    assert len(tree.seen) == 2, tree.seen
+    killed = tree.stop(grace=1.0)
+    assert tree.started[0][1].pid in killed  # it ignored SIGTERM, so it was SIGKILLed
+    assert tree.alive() == []
+    assert not any(_alive(pid, cmd[:200]) for pid, (_, cmd) in tree.seen.items())
+
+
+# ----------------------------------------------------------------------------- end to end
+
+@pytest.mark.slow
+def test_deployment_engine_matches_simulation_engine(tmp_path):
+    from ldp_rec.experiments.fl import run_flower
+
+    cfg = FLConfig(**SMALL)
+    out = tmp_path / "result.json"
+    cmd = [sys.executable, str(SCRIPT), "--supernodes", "2", "--rounds", "2", "--clients", "24", "--partition", "iid",
+           "--mode", "ldp-rec", "--bits", "8", "--seed", "0", "--timeout", "200",
+           "--workdir", str(tmp_path / "work"), "--out", str(out)]
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=280)
+    wall = time.perf_counter() - t0
+    assert proc.returncode == 0, (
+        f"the loopback deployment failed (exit {proc.returncode}); Flower's deployment engine could not run here:\n"
+        f"{proc.stderr[-6000:]}\n{proc.stdout[-2000:]}")
+    print(f"loopback deployment: {wall:.1f} s wall\n{proc.stdout}")
+    result = json.loads(out.read_text())
+    dep = result["deployment"]
+    assert dep["status"] == "finished:completed"
+    assert FLConfig.from_record({k: v for k, v in result["config"].items() if k not in ("command", "engine")}) == cfg
+
+    # every process is gone, and every listener of the run was on loopback
+    assert dep["processes"] and not [p for p in dep["processes"] if _alive(p["pid"], p["cmd"])]
+    programs = {r["process"] for r in dep["listening"]}
+    assert {"flower-superlink", "flower-supernode"} <= programs, dep["listening"]
+    assert all(r["address"] == "127.0.0.1" for r in dep["listening"]), dep["listening"]
+    assert len(dep["processes"]) >= 1 + 2 + 3  # superlink, 2 supernodes, their SuperExecs, app processes
+
+    rows = result["rounds"]
+    assert [r["round"] for r in rows] == [1, 2]
+    for r in rows:
+        assert r["clients_ok"] == 24 and r["clients_failed"] == 0
+        assert r["nodes_sampled"] == r["nodes_replied"] == 2
+        assert r["payload_bits_per_client"] == 8.0
+        assert r["epsilon_round"] == pytest.approx(cfg.epsilon)
+    assert rows[-1]["epsilon_total"] == pytest.approx(2 * cfg.epsilon)
+
+    sim_rows, _ = run_flower(cfg)
+    for d, s in zip(rows, sim_rows, strict=True):
+        for key in ("round", "clients_ok", "clients_failed", "payload_bits_per_client", "accuracy"):
+            assert d[key] == s[key], (key, d, s)
+        # same float operations in both engines; the tolerance only allows a different summation order
+        assert d["loss"] == pytest.approx(s["loss"], rel=1e-6, abs=0)
