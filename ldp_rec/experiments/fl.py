@@ -52,6 +52,29 @@ def run_flower(cfg: FLConfig, *, progress=None) -> tuple[list[dict], float]:
     return rows, wall
 
 
+def raw_candidate_draw_seconds(cfg: FLConfig, *, reps: int = 3) -> float:
+    """Baseline measured in the same run: seconds to draw one round's candidates (users × N × d
+    float32 normals) with numpy's default generator, the cost any REC encoder has to pay."""
+    from ..fl.federation import default_bits, load_data, make_fl_model
+    from ..fl.models import num_params
+
+    data = load_data(cfg)
+    d = num_params(make_fl_model(cfg, data))
+    bits = default_bits(cfg) or 0
+    total = data.users.num_users * (1 << bits) * d
+    rng = np.random.default_rng(0)
+    chunk = 1 << 24
+    times = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        left = total
+        while left > 0:
+            rng.standard_normal(min(chunk, left), dtype=np.float32)
+            left -= chunk
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times))
+
+
 def summarise(rows: list[dict]) -> dict:
     last = rows[-1]
     return {
@@ -160,6 +183,12 @@ def run(args) -> int:
         bar.close()
         runs[mode], configs[mode], walls[mode] = rows, cfg.to_record(), wall
         summary[mode] = {**summarise(rows), "wall_seconds": wall}
+    if "ldp" in summary and "ldp-rec" in summary and config_from_args(args, "ldp-rec").codec_name in ("mrc", "modified-mrc", "orc"):
+        raw = raw_candidate_draw_seconds(config_from_args(args, "ldp-rec"))
+        t_ldp, t_rec = summary["ldp"]["median_round_seconds"], summary["ldp-rec"]["median_round_seconds"]
+        summary["ldp-rec"]["raw_candidate_draw_seconds"] = raw
+        summary["ldp-rec"]["round_time_ratio"] = t_rec / (t_ldp + raw)  # goal: <= 1.5
+        summary["ldp-rec"]["bits_saved_factor"] = summary["ldp"]["payload_bits_per_client"] / summary["ldp-rec"]["payload_bits_per_client"]
     title = f"{args.dataset}, eps={args.epsilon}/round, {args.mechanism}+{args.codec}, seed={args.seed}"
     png = plot_runs(runs, out.with_suffix(".png"), title)
     result = {"config": {"command": "fl", **configs[modes[0]], "modes": modes, "configs": configs},
@@ -169,5 +198,11 @@ def run(args) -> int:
     for mode, s in summary.items():
         print(f"{mode:8s} {s['final_accuracy']:6.3f} {s['payload_bits_per_client']:16.1f} {s['epsilon_round']:9.3g} "
               f"{s['epsilon_total_basic']:9.4g} {s['epsilon_total_pld']:8.4g} {s['median_round_seconds']:8.2f}")
+    rec = summary.get("ldp-rec", {})
+    if "round_time_ratio" in rec:
+        print(f"ldp-rec round time / (ldp round time + raw candidate draw {rec['raw_candidate_draw_seconds']:.2f} s) = "
+              f"{rec['round_time_ratio']:.2f}; payload bits saved vs ldp: {rec['bits_saved_factor']:.0f}x")
+    for mode, s in summary.items():
+        print(f"{mode:8s} user updates per second: {s['user_updates_per_second']:.0f}")
     print(f"wrote {out} and {png}")
     return 0

@@ -14,7 +14,7 @@ import numpy as np
 
 from ..codec.registry import MECHANISMS, make_mechanism
 from ..errors import ParameterError
-from .results import write_result
+from .results import args_config, write_result
 
 
 def measure(name: str, epsilon: float, dim: int, samples: int, seed: int) -> dict:
@@ -58,5 +58,5 @@ def run(args) -> int:
             print(f"{name:10s} {eps:4g} {r['mse_closed_form']:12.4g} {r['mse_measured']:12.4g} {r['mse_sem']:9.2g} "
                   f"{r['mse_measured'] / r['mse_closed_form']:6.3f} {r['us_per_user']:8.1f}")
     if args.out:
-        write_result(args.out, {"config": vars(args) | {"command": "mechanisms"}, "rows": rows}, force=args.force)
+        write_result(args.out, {"config": args_config(args) | {"command": "mechanisms"}, "rows": rows}, force=args.force)
     return 0

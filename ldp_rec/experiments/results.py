@@ -55,6 +55,11 @@ def metadata() -> dict:
     }
 
 
+def args_config(args) -> dict:
+    """The command-line options of an argparse namespace, without the dispatch internals."""
+    return {k: v for k, v in vars(args).items() if not k.startswith("_")}
+
+
 def _default(o):
     if isinstance(o, np.generic):
         return o.item()
