@@ -36,6 +36,7 @@ from pathlib import Path
 from ldp_rec.experiments.results import write_result
 from ldp_rec.fl import deploy
 from ldp_rec.fl.config import FLConfig
+from ldp_rec.fl.proctree import become_subreaper
 
 
 def _terminate(signum, frame):  # turn SIGTERM into an exception so the finally blocks run
@@ -59,6 +60,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="any other FLConfig field, kebab-case (repeatable)")
+    p.add_argument("--serverapp-isolation", default="subprocess", choices=["subprocess", "process"],
+                   help="'process': a separate flower-superexec runs the ServerApp, as in docker/compose.yml")
     p.add_argument("--timeout", type=float, default=240.0, help="seconds for the whole run")
     p.add_argument("--workdir", default=None, help="logs, staged app, Flower homes (default: a temp folder)")
     p.add_argument("--out", default=None, help="result JSON (default: <workdir>/result.json)")
@@ -91,9 +94,10 @@ def main(argv=None) -> int:
         print(deploy.stage_app(Path(args.stage_only)))
         return 0
     cfg = config_from_args(args)
-    settings = deploy.LoopbackSettings(supernodes=args.supernodes, timeout=args.timeout)
+    settings = deploy.LoopbackSettings(supernodes=args.supernodes, timeout=args.timeout,
+                                       serverapp_isolation=args.serverapp_isolation)
     signal.signal(signal.SIGTERM, _terminate)
-    deploy.become_subreaper()  # orphaned SuperExec/app processes come back to us and get stopped
+    become_subreaper()  # orphaned SuperExec/app processes come back to us and get stopped
     t0 = time.perf_counter()
     try:
         res = deploy.run_loopback(cfg, settings=settings, workdir=args.workdir)

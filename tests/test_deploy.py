@@ -1,4 +1,5 @@
-"""Flower's deployment engine over loopback (simulations/deploy_loopback.py, ldp_rec.fl.deploy).
+"""Flower's deployment engine over loopback (simulations/deploy_loopback.py, ldp_rec.fl.deploy,
+ldp_rec.fl.proctree) and the docker/ files.
 
 The end-to-end test starts a real SuperLink and SuperNodes on 127.0.0.1, runs the ldp-rec apps
 for two rounds and checks that the decoded aggregates equal those of the simulation engine
@@ -21,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from ldp_rec.errors import ParameterError
-from ldp_rec.fl import deploy
+from ldp_rec.fl import deploy, proctree
 from ldp_rec.fl.config import FLConfig
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -54,6 +55,15 @@ def test_stage_app_leaves_checkout_alone_and_declares_every_key(tmp_path):
     files = [p for p in (app / "ldp_rec").rglob("*") if p.is_file()]
     assert files and all(p.suffix == ".py" for p in files)
     assert (app / "ldp_rec" / "fl" / "client_app.py").read_bytes() == (ROOT / "ldp_rec/fl/client_app.py").read_bytes()
+    deploy.stage_app(app, source=ROOT)  # an earlier staged copy may be replaced ...
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep")
+    with pytest.raises(deploy.DeploymentError, match="not a staged"):  # ... any other folder never
+        deploy.stage_app(tmp_path / "mine", source=ROOT)
+    assert (tmp_path / "mine" / "notes.txt").read_text() == "keep"
+    for bad in (ROOT, ROOT / "ldp_rec" / "x", ROOT.parent):
+        with pytest.raises(deploy.DeploymentError, match="overlap"):
+            deploy.stage_app(bad, source=ROOT)
 
 
 def test_run_overrides_round_trip_through_flconfig(tmp_path):
@@ -85,9 +95,9 @@ def test_listener_table_decodes_addresses_and_ports():
         s.bind(("127.0.0.1", 0))
         s.listen()
         port = s.getsockname()[1]
-        table = deploy._listeners()
+        table = proctree._listeners()
         assert ("127.0.0.1", port) in table.values()
-    ports = deploy.free_ports(3)
+    ports = proctree.free_ports(3)
     assert len(set(ports)) == 3
 
 
@@ -98,7 +108,7 @@ def test_process_tree_stops_detached_grandchildren(tmp_path):
             "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
             "subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(120)'], start_new_session=True)\n"
             "time.sleep(120)\n")
-    tree = deploy.ProcessTree(tmp_path)
+    tree = proctree.ProcessTree(tmp_path)
     tree.start("parent", [sys.executable, "-c", code], dict(os.environ))
     deadline = time.monotonic() + 10
     while len(tree.seen) < 2 and time.monotonic() < deadline:
@@ -109,6 +119,38 @@ def test_process_tree_stops_detached_grandchildren(tmp_path):
     assert tree.started[0][1].pid in killed  # it ignored SIGTERM, so it was SIGKILLed
     assert tree.alive() == []
     assert not any(_alive(pid, cmd[:200]) for pid, (_, cmd) in tree.seen.items())
+
+
+def test_docker_files_parse_with_installed_flower_and_match_the_loopback_layout():
+    """No Docker engine here: check compose.yml's commands with Flower 1.42's own argument parsers
+    and that its topology is the one simulations/deploy_loopback.py --serverapp-isolation process runs."""
+    import yaml
+    from flwr.supercore.cli.flower_superexec import _parse_args as superexec_parser
+    from flwr.superlink.cli.flower_superlink import _parse_args_run_superlink
+    from flwr.supernode.cli.flower_supernode import _parse_args_run_supernode
+
+    parsers = {"flower-superlink": _parse_args_run_superlink, "flower-supernode": _parse_args_run_supernode,
+               "flower-superexec": superexec_parser}
+    services = yaml.safe_load((ROOT / "docker" / "compose.yml").read_text())["services"]
+    args = {}
+    for name, svc in services.items():
+        cmd = svc["command"]
+        args[name] = parsers[cmd[0]]().parse_args(cmd[1:])  # SystemExit on an unknown or bad flag
+        assert svc["build"]["dockerfile"] == "docker/Dockerfile"
+    link = args["superlink"]
+    assert link.isolation == "process" and link.runtime_dependency_install is False and link.insecure
+    assert args["serverapp"].runtime_api_address == f"superlink:{link.port}"
+    nodes = {k: v for k, v in args.items() if k.startswith("supernode-")}
+    assert len(nodes) >= 2
+    for k, a in sorted(nodes.items()):
+        assert a.superlink == f"superlink:{link.port}" and a.isolation == "subprocess" and a.host == "127.0.0.1"
+        assert a.node_config == f"partition-id={k.split('-')[1]} num-partitions={len(nodes)}"
+    published = services["superlink"]["ports"]
+    assert published == [f"127.0.0.1:{link.port}:{link.port}"]  # the insecure SuperLink only on host loopback
+    dockerfile = (ROOT / "docker" / "Dockerfile").read_text()
+    assert "FROM python:3.11-slim" in dockerfile and "torch==2.13.0" in dockerfile
+    assert dockerfile.index("torch==2.13.0") < dockerfile.index("pip install .")
+    assert "torch==2.13.0" in (ROOT / "Makefile").read_text()  # the same torch as the development setup
 
 
 # ----------------------------------------------------------------------------- end to end

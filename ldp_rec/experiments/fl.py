@@ -138,19 +138,22 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def config_from_args(args, mode: str) -> FLConfig:
+    """FLConfig from the command line. ``--clients`` 0 or equal to the number of training examples
+    means every example its own user; another count splits the examples IID (or ``--partition``)."""
     from ..fl.federation import load_data
 
+    common = dict(dataset=args.dataset, nodes=args.nodes, rounds=args.rounds, mode=mode, mechanism=args.mechanism,
+                  codec=args.codec, epsilon=args.epsilon, bits=args.bits, clip=args.clip, server_lr=args.server_lr,
+                  server_momentum=args.server_momentum, local_lr=args.local_lr, local_epochs=args.local_epochs,
+                  model=args.model, seed=args.seed, max_epsilon=args.max_epsilon)
     part = args.partition
-    if part is None:
-        part = "per_example" if args.clients == 0 else "iid"
-    cfg = FLConfig(dataset=args.dataset, clients=0 if part == "per_example" else args.clients, nodes=args.nodes,
-                   rounds=args.rounds, mode=mode, mechanism=args.mechanism, codec=args.codec, epsilon=args.epsilon,
-                   bits=args.bits, clip=args.clip, server_lr=args.server_lr, server_momentum=args.server_momentum,
-                   local_lr=args.local_lr, local_epochs=args.local_epochs, model=args.model, partition=part,
-                   seed=args.seed, max_epsilon=args.max_epsilon)
-    if part == "per_example" and args.clients and args.clients != load_data(cfg).users.num_users:
-        cfg = cfg.replace(partition="iid", clients=args.clients)
-    return cfg
+    if part is None or part == "per_example":
+        cfg = FLConfig(**common, partition="per_example", clients=0)
+        n_examples = load_data(cfg).users.num_users
+        if args.clients in (0, n_examples) or part == "per_example":
+            return cfg
+        part = "iid"
+    return FLConfig(**common, partition=part, clients=args.clients)
 
 
 def run(args) -> int:

@@ -30,24 +30,18 @@ connection lives in a private ``FLWR_HOME/config.toml`` (:func:`write_connection
 
 Processes
 ---------
-Every process is started in its own session with ``PR_SET_PDEATHSIG`` (Linux), so it gets
-SIGTERM if the driver dies, and every descendant it spawns (SuperExec, ``flwr-serverapp``,
-``flwr-clientapp``) is recorded by ``(pid, start time)`` while the run is polled.
-:meth:`ProcessTree.stop` sends SIGTERM to all of them, waits, then SIGKILLs survivors; it runs
-in a ``finally`` block, on success and on failure. Only processes this module started (and
-their descendants) are ever signalled, by pid.
+:class:`~ldp_rec.fl.proctree.ProcessTree` starts the daemons, records every process they spawn
+(SuperExec, ``flwr-serverapp``, ``flwr-clientapp``) and stops all of them, by pid, in a
+``finally`` block: on success, on failure and on timeout.
 """
 
 from __future__ import annotations
 
-import ctypes
 import dataclasses
 import ipaddress
 import json
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -55,16 +49,16 @@ import time
 import tomllib
 import urllib.error
 import urllib.request
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import LdpRecError, ParameterError
 from .config import FLConfig
+from .proctree import ProcessTree, free_ports
 
 CONNECTION = "loopback"
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
-_PR_SET_PDEATHSIG = 1
-_PR_SET_CHILD_SUBREAPER = 36
+_STAGED_MARKER = ".ldp-rec-staged-app"
 
 
 class DeploymentError(LdpRecError, RuntimeError):
@@ -77,10 +71,14 @@ class LoopbackSettings:
 
     ``supernodes`` SuperNodes connect to one SuperLink on ``host`` (must be a loopback address:
     every process runs with ``--insecure``). ``timeout`` bounds the whole run in seconds.
+    ``serverapp_isolation``: ``"subprocess"`` (the SuperLink starts the SuperExec that runs the
+    ServerApp) or ``"process"`` (the SuperLink runs with ``--isolation process`` and a separate
+    ``flower-superexec`` process serves it, the layout of ``docker/compose.yml``).
     """
 
     supernodes: int = 2
     host: str = "127.0.0.1"
+    serverapp_isolation: str = "subprocess"
     timeout: float = 240.0
     startup_timeout: float = 30.0
     poll_seconds: float = 0.5
@@ -96,6 +94,8 @@ class LoopbackSettings:
             loopback = False
         if not loopback:
             raise ParameterError(f"host must be a loopback IP address (insecure mode), got {self.host!r}")
+        if self.serverapp_isolation not in ("subprocess", "process"):
+            raise ParameterError(f"serverapp_isolation must be 'subprocess' or 'process', got {self.serverapp_isolation!r}")
         for name in ("timeout", "startup_timeout", "poll_seconds", "status_seconds", "grace_seconds"):
             if not getattr(self, name) > 0:
                 raise ParameterError(f"{name} must be > 0")
@@ -147,15 +147,21 @@ def stage_app(dest: Path, *, source: Path = PROJECT_ROOT) -> Path:
         raise DeploymentError(f"{source / 'pyproject.toml'} has no [tool.flwr.app] section")
     flwr_tool.pop("federations", None)
     flwr_tool["app"]["config"] = {**flwr_tool["app"].get("config", {}), **FLConfig().to_record(), "out": ""}
-    if dest.exists():
+    d, src = dest.resolve(), source.resolve()
+    if d == src or d in src.parents or src / "ldp_rec" in (d, *d.parents):
+        raise DeploymentError(f"refusing to stage the app at {dest}: it would overlap the source tree {source}")
+    if dest.exists():  # replace only an earlier staged copy, never an arbitrary folder
+        if not (dest / _STAGED_MARKER).is_file() and any(dest.iterdir()):
+            raise DeploymentError(f"{dest} exists and is not a staged ldp-rec app; choose an empty or new folder")
         shutil.rmtree(dest)
     shutil.copytree(source / "ldp_rec", dest / "ldp_rec",
-                    ignore=lambda d, names: [n for n in names if n == "__pycache__"
-                                             or (not n.endswith(".py") and not (Path(d) / n).is_dir())])
+                    ignore=lambda folder, names: [n for n in names if n == "__pycache__"
+                                                  or (not n.endswith(".py") and not (Path(folder) / n).is_dir())])
     (dest / "pyproject.toml").write_text(tomli_w.dumps(project))
     for extra in ("README.md", "LICENSE"):
         if (source / extra).is_file():
             shutil.copy2(source / extra, dest / extra)
+    (dest / _STAGED_MARKER).write_text("staged by ldp_rec.fl.deploy.stage_app; safe to delete\n")
     return dest
 
 
@@ -174,20 +180,6 @@ def write_connection(flwr_home: Path, address: str, *, name: str = CONNECTION) -
     return path
 
 
-def free_ports(n: int, host: str = "127.0.0.1") -> list[int]:
-    """``n`` distinct TCP ports that were free on ``host`` a moment ago (bind to port 0)."""
-    socks = []
-    try:
-        for _ in range(n):
-            s = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
-            s.bind((host, 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
-
-
 def find_executable(name: str) -> str:
     """``name`` from this interpreter's ``bin`` directory (the venv), else from ``PATH``."""
     local = Path(sys.executable).parent / name
@@ -197,176 +189,6 @@ def find_executable(name: str) -> str:
     if found is None:
         raise DeploymentError(f"{name!r} not found next to {sys.executable} or on PATH; is flwr installed?")
     return found
-
-
-def become_subreaper() -> bool:
-    """Make this process the reaper of its orphaned descendants (Linux), so a SuperExec whose
-    parent died is re-parented here rather than to init. Returns False where unsupported."""
-    if not sys.platform.startswith("linux"):
-        return False
-    libc = ctypes.CDLL(None, use_errno=True)
-    return libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
-
-
-# --------------------------------------------------------------------------- processes
-
-def _proc_stat(pid: int) -> tuple[int, int] | None:
-    """(parent pid, start time in clock ticks) of ``pid`` from /proc, or None if it is gone."""
-    try:
-        raw = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = raw[raw.rfind(")") + 2 :].split()
-    return int(fields[1]), int(fields[19])
-
-
-def _cmdline(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
-    except OSError:
-        return ""
-
-
-def _short(cmd: str) -> str:
-    """The Flower program of a command line (``flower-superlink``, ``flwr-clientapp`` …)."""
-    names = [Path(tok).name for tok in cmd.split()]
-    return next((n for n in names if n.startswith(("flower-", "flwr"))), names[0] if names else "?")
-
-
-def _pdeathsig() -> None:  # runs in the child between fork and exec
-    if sys.platform.startswith("linux"):
-        ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
-
-
-def _listeners() -> dict[int, tuple[str, int]]:
-    """socket inode → (address, port) of every listening TCP socket (IPv4 and IPv6)."""
-    out = {}
-    for name, v6 in (("tcp", False), ("tcp6", True)):
-        try:
-            lines = Path(f"/proc/net/{name}").read_text().splitlines()[1:]
-        except OSError:
-            continue
-        for line in lines:
-            parts = line.split()
-            if parts[3] != "0A":  # TCP_LISTEN
-                continue
-            hexaddr, hexport = parts[1].split(":")
-            raw = bytes.fromhex(hexaddr)
-            # /proc prints the address as 32-bit words in host (little-endian) order
-            raw = b"".join(raw[i : i + 4][::-1] for i in range(0, len(raw), 4))
-            out[int(parts[9])] = (str(ipaddress.ip_address(raw)), int(hexport, 16))
-    return out
-
-
-@dataclass
-class ProcessTree:
-    """The processes of one deployment, their descendants, and their shutdown."""
-
-    logdir: Path
-    started: list = field(default_factory=list)  # (name, Popen)
-    seen: dict = field(default_factory=dict)  # pid -> (start time, cmdline)
-
-    def start(self, name: str, argv: list[str], env: dict) -> subprocess.Popen:
-        log = open(self.logdir / f"{name}.log", "wb")
-        try:
-            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
-                                    start_new_session=True, preexec_fn=_pdeathsig)
-        finally:
-            log.close()
-        self.started.append((name, proc))
-        self.track()
-        return proc
-
-    def track(self) -> None:
-        """Record every live descendant of the started processes (by pid and start time)."""
-        children: dict[int, list[int]] = {}
-        for entry in os.listdir("/proc"):
-            if entry.isdigit() and (st := _proc_stat(int(entry))) is not None:
-                children.setdefault(st[0], []).append(int(entry))
-        stack = [p.pid for _, p in self.started]
-        while stack:
-            pid = stack.pop()
-            st = _proc_stat(pid)
-            if st is not None and pid not in self.seen:
-                self.seen[pid] = (st[1], _cmdline(pid))
-            stack.extend(children.get(pid, []))
-
-    def alive(self) -> list[int]:
-        """Recorded pids still running the process recorded (not a reused pid, not a zombie)."""
-        out = []
-        for pid, (start, _) in self.seen.items():
-            st = _proc_stat(pid)
-            if st is not None and st[1] == start:
-                try:
-                    state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-                except OSError:
-                    continue
-                if state != "Z":
-                    out.append(pid)
-        return out
-
-    def exited(self) -> list[tuple[str, int]]:
-        return [(name, p.returncode) for name, p in self.started if p.poll() is not None]
-
-    def listening(self) -> list[dict]:
-        socks = _listeners()
-        out = []
-        for pid in self.alive():
-            try:
-                fds = os.listdir(f"/proc/{pid}/fd")
-            except OSError:
-                continue
-            for fd in fds:
-                try:
-                    link = os.readlink(f"/proc/{pid}/fd/{fd}")
-                except OSError:
-                    continue
-                if link.startswith("socket:[") and (inode := int(link[8:-1])) in socks:
-                    addr, port = socks[inode]
-                    out.append({"process": _short(self.seen[pid][1]), "pid": pid, "address": addr, "port": port})
-        return sorted(out, key=lambda r: (r["port"], r["pid"]))
-
-    def _signal(self, sig: int) -> None:
-        for pid in self.alive():
-            try:
-                os.kill(pid, sig)
-            except ProcessLookupError:
-                pass
-
-    def stop(self, grace: float) -> list[int]:
-        """SIGTERM every recorded process, wait up to ``grace`` s, SIGKILL survivors, reap.
-        Returns the pids that had to be killed."""
-        self.track()
-        self._signal(signal.SIGTERM)
-        deadline = time.monotonic() + grace
-        while self.alive() and time.monotonic() < deadline:
-            self._reap()
-            time.sleep(0.1)
-        killed = self.alive()
-        if killed:
-            self._signal(signal.SIGKILL)
-            time.sleep(0.2)
-        for _, p in self.started:
-            try:
-                p.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                pass
-        self._reap()
-        return killed
-
-    def _reap(self) -> None:
-        for pid in list(self.seen):  # orphans re-parented to us (subreaper) are our children
-            try:
-                os.waitpid(pid, os.WNOHANG)
-            except ChildProcessError:
-                pass
-
-    def log_tails(self, lines: int = 15) -> str:
-        parts = []
-        for name, _ in self.started:
-            text = (self.logdir / f"{name}.log").read_text(errors="replace").splitlines()
-            parts.append(f"--- {name}.log (last {lines} lines)\n" + "\n".join(text[-lines:]))
-        return "\n".join(parts)
 
 
 # --------------------------------------------------------------------------- the run
@@ -461,9 +283,12 @@ def run_loopback(cfg: FLConfig, *, settings: LoopbackSettings | None = None, wor
     try:
         superlink = tree.start("superlink", [
             find_executable("flower-superlink"), "--insecure", "--host", host, "--port", str(ports[0]),
-            "--isolation", "subprocess", "--disable-runtime-dependency-installation",
+            "--isolation", settings.serverapp_isolation, "--disable-runtime-dependency-installation",
         ], _env(workdir / "home" / "superlink"))
         _wait_healthy(f"http://{link_addr}/health", superlink, settings.startup_timeout, tree)
+        if settings.serverapp_isolation == "process":  # the ServerApp's SuperExec as its own process
+            tree.start("serverapp", [find_executable("flower-superexec"), "--insecure", "--runtime-api-address",
+                                     link_addr], _env(workdir / "home" / "serverapp"))
         n = settings.supernodes
         for k in range(n):
             tree.start(f"supernode-{k}", [

@@ -71,47 +71,57 @@ def _rows(rows, n_table: int, shape0: int) -> np.ndarray:
 
 @dataclass(frozen=True, eq=False)
 class SigmaTable:
-    """σ of n targets on the grid ``v_j = j·dv`` of ``v = −log(1 − η/r_max)`` (η = r_max(1 − e^{−v})).
+    """σ of n targets on a logit grid ``w_j = w0 + j·dw`` of ``η = r_max / (1 + e^{−w})``.
 
-    ``sig[c, j] = σ_c(η(v_j))`` by 4-point Gauss–Legendre quadrature of ``dσ/dv = r_max e^{−v}/D(η)``
-    on each panel; ``dsig`` is that derivative at the nodes, used for cubic Hermite interpolation.
-    The grid stops (σ = +∞ beyond) where ``D`` drops below ``floor``: since ``P[T_K > σ(η)] = D(η)``,
-    the truncation moves at most ``tail_mass[c] ≤ floor`` of probability (total variation).
+    The grid is geometric in η near 0 (``η ≈ r_max e^{w}``, where a ratio whose mass sits far from
+    its mode has ``D`` falling by decades) and geometric in ``r_max − η`` near the top.
+    ``sig[c, j] = σ_c(η(w_j))`` by 4-point Gauss–Legendre quadrature of
+    ``dσ/dw = r_max s(w)(1 − s(w)) / D(η)`` (s the logistic function) on each panel, starting from
+    ``σ(η_0) = −log(1 − η_0)`` at ``η_0 ≈ r_max e^{−30}`` (exact while ``D(η) = 1 − η``); ``dsig`` is
+    ``dσ/dw`` at the nodes, for cubic Hermite interpolation. The grid stops (σ = +∞ beyond) where
+    ``D`` drops below ``floor``: since ``P[T_K > σ(η)] = D(η)``, that truncation moves at most
+    ``tail_mass[c] ≈ floor`` of probability (total variation).
     """
 
     log_r_max: np.ndarray
-    dv: float
+    w0: np.ndarray
+    dw: np.ndarray
     sig: np.ndarray
     dsig: np.ndarray
     top: np.ndarray
     tail_mass: np.ndarray
 
     @classmethod
-    def from_excess(cls, excess, log_r_max, *, n_grid: int = 512, v_max: float = 32.0, floor: float = 1e-13):
-        """Build from ``excess(h) = D(e^h)`` evaluated at log-levels ``h`` of shape ``(n, k)``."""
+    def from_excess(cls, excess, log_r_max, *, n_grid: int = 1024, w_lo: float = -30.0, w_hi: float = 40.0,
+                    floor: float = 1e-13):
+        """Build from ``excess(h) = D(e^h)`` evaluated at log-levels ``h`` of shape ``(n, k)``.
+
+        The grid runs from ``w0 = w_lo − max(log r_max, 0)`` to ``w_hi`` with ``n_grid`` nodes.
+        """
         lrm = np.atleast_1d(np.asarray(log_r_max, dtype=np.float64))
         if not np.all(np.isfinite(lrm)):
             raise IncompatibleError("GPRS needs a bounded ratio: log r_max must be finite")
         n, G = lrm.size, int(n_grid)
-        dv = v_max / (G - 1)
-        v_nodes = np.arange(G) * dv
-        v_gl = (v_nodes[:-1, None] + dv * (_GL_X[None, :] + 1) / 2).ravel()
-        v_all = np.concatenate([v_nodes, v_gl])
-        with np.errstate(divide="ignore"):
-            h = lrm[:, None] + np.log(-np.expm1(-v_all))[None, :]
-        D = np.asarray(excess(h), dtype=np.float64)
-        D_nodes, D_gl = D[:, :G], D[:, G:].reshape(n, G - 1, 4)
+        w0 = w_lo - np.maximum(lrm, 0.0)
+        dw = (w_hi - w0) / (G - 1)
+        offs = np.concatenate([np.arange(G, dtype=np.float64),
+                               (np.arange(G - 1)[:, None] + (_GL_X[None, :] + 1) / 2).ravel()])
+        w = w0[:, None] + dw[:, None] * offs[None, :]
+        log_s = -np.logaddexp(0.0, -w)  # log s(w)
+        log_1ms = -np.logaddexp(0.0, w)  # log(1 − s(w))
+        D = np.asarray(excess(lrm[:, None] + log_s), dtype=np.float64)
         with np.errstate(divide="ignore", over="ignore"):
-            scale = np.exp(lrm)[:, None]
-            dsig = scale * np.exp(-v_nodes)[None, :] / D_nodes
-            f_gl = scale[:, :, None] * np.exp(-v_gl).reshape(1, G - 1, 4) / D_gl
+            deriv = np.exp(lrm[:, None] + log_s + log_1ms) / D  # dσ/dw
+        d_nodes, d_gl = deriv[:, :G], deriv[:, G:].reshape(n, G - 1, 4)
+        D_nodes, D_gl = D[:, :G], D[:, G:].reshape(n, G - 1, 4)
         ok = (D_nodes[:, 1:] > floor) & np.all(D_gl > floor, axis=2)
         top = np.where(ok.all(axis=1), G - 1, np.argmin(ok, axis=1))  # number of leading valid panels
-        panel = np.where(ok, (dv / 2) * np.einsum("cpk,k->cp", f_gl, _GL_W), 0.0)
-        sig = np.concatenate([np.zeros((n, 1)), np.cumsum(panel, axis=1)], axis=1)
+        panel = np.where(ok, (dw[:, None] / 2) * np.einsum("cpk,k->cp", np.where(ok[:, :, None], d_gl, 0.0), _GL_W), 0.0)
+        sig0 = -np.log1p(-np.exp(lrm + log_s[:, 0]))
+        sig = np.concatenate([sig0[:, None], sig0[:, None] + np.cumsum(panel, axis=1)], axis=1)
         sig[np.arange(G)[None, :] > top[:, None]] = np.inf
         tail = D_nodes[np.arange(n), top]
-        return cls(lrm, float(dv), sig, dsig, top, tail)
+        return cls(lrm, w0, dw, sig, d_nodes, top, tail)
 
     @classmethod
     def from_superlevel(cls, superlevel_mass, log_r_max, **kw):
@@ -130,7 +140,8 @@ class SigmaTable:
     def take(self, rows) -> "SigmaTable":
         """The table of targets ``rows`` (used to expand a table built on distinct targets)."""
         r = np.asarray(rows, dtype=np.int64)
-        return SigmaTable(self.log_r_max[r], self.dv, self.sig[r], self.dsig[r], self.top[r], self.tail_mass[r])
+        return SigmaTable(self.log_r_max[r], self.w0[r], self.dw[r], self.sig[r], self.dsig[r], self.top[r],
+                          self.tail_mass[r])
 
     @property
     def ratio_max(self) -> np.ndarray:
@@ -140,36 +151,44 @@ class SigmaTable:
         """σ(r) for log ratios ``(m, k)`` of the targets ``rows`` (m,); +∞ at or above the top."""
         lr = np.asarray(log_r, dtype=np.float64)
         r = _rows(rows, self.log_r_max.size, lr.shape[0])
-        d = lr - self.log_r_max[r][:, None]
+        d = np.minimum(lr - self.log_r_max[r][:, None], 0.0)
         with np.errstate(divide="ignore", invalid="ignore"):
-            v = -np.log(-np.expm1(np.minimum(d, 0.0)))
-        return self.at_v(np.where(d >= 0, np.inf, v), r)
+            w = d - np.log(-np.expm1(d))  # logit(η / r_max)
+        w = np.where(lr >= self.log_r_max[r][:, None], np.inf, w)
+        below = w < self.w0[r][:, None]
+        with np.errstate(divide="ignore", over="ignore"):
+            small = -np.log1p(-np.exp(np.minimum(lr, -1e-300)))  # σ(η) = −log(1 − η) below the grid
+        return np.where(below, small, self.at_w(w, r))
 
-    def at_v(self, v, r) -> np.ndarray:
-        """σ at grid coordinates ``v`` ``(m, k)`` for table rows ``r`` (m,): cubic Hermite."""
-        j = np.floor(v / self.dv)
-        inside = j < self.top[r][:, None]
-        ji = np.where(inside, j, 0).astype(np.int64)
-        t = np.where(inside, v / self.dv - ji, 0.0)
+    def at_w(self, w, r) -> np.ndarray:
+        """σ at grid coordinates ``w`` ``(m, k)`` (≥ w0) for table rows ``r`` (m,): cubic Hermite."""
         rr = r[:, None]
+        x = (w - self.w0[rr]) / self.dw[rr]
+        j = np.floor(x)
+        inside = (j < self.top[rr]) & (j >= 0)
+        ji = np.where(inside, j, 0).astype(np.int64)
+        t = np.where(inside, x - ji, 0.0)
+        h = self.dw[rr]
         s0, s1 = self.sig[rr, ji], self.sig[rr, ji + 1]
-        d0, d1 = self.dsig[rr, ji] * self.dv, self.dsig[rr, ji + 1] * self.dv
+        d0, d1 = self.dsig[rr, ji] * h, self.dsig[rr, ji + 1] * h
         t2, t3 = t * t, t * t * t
         out = (2 * t3 - 3 * t2 + 1) * s0 + (t3 - 2 * t2 + t) * d0 + (3 * t2 - 2 * t3) * s1 + (t3 - t2) * d1
-        return np.where(inside, out, np.inf)
+        return np.where(inside, out, np.where(j < 0, self.sig[rr, 0], np.inf))
 
-    def inverse(self, t, rows=None, *, iters: int = 64) -> np.ndarray:
-        """σ^{-1}(t) (η, not log η) for times ``(m, k)``, by bisection in v on the interpolant."""
+    def inverse(self, t, rows=None, *, iters: int = 80) -> np.ndarray:
+        """σ^{-1}(t) (η, not log η) for times ``(m, k)``, by bisection in w on the interpolant."""
         t = np.asarray(t, dtype=np.float64)
         r = _rows(rows, self.log_r_max.size, t.shape[0])
-        a = np.zeros(t.shape)
-        b = np.broadcast_to((self.top[r] * self.dv)[:, None], t.shape).copy()
+        rr = r[:, None]
+        a = np.broadcast_to(self.w0[rr], t.shape).copy()
+        b = np.broadcast_to(self.w0[rr] + self.top[rr] * self.dw[rr], t.shape).copy()
         for _ in range(iters):
             mid = (a + b) / 2
-            below = self.at_v(mid, r) <= t
+            below = self.at_w(mid, r) <= t
             a = np.where(below, mid, a)
             b = np.where(below, b, mid)
-        return self.ratio_max[r][:, None] * -np.expm1(-(a + b) / 2)
+        eta = self.ratio_max[rr] / (1 + np.exp(-(a + b) / 2))
+        return np.where(t <= self.sig[rr, 0], -np.expm1(-np.maximum(t, 0.0)), eta)
 
 
 @dataclass(frozen=True, eq=False)
