@@ -91,7 +91,11 @@ def config_from_args(args) -> FLConfig:
 def main(argv=None) -> int:
     args = parse_args(argv)
     if args.stage_only:
-        print(deploy.stage_app(Path(args.stage_only)))
+        try:
+            print(deploy.stage_app(Path(args.stage_only)))
+        except deploy.DeploymentError as exc:
+            print(exc, file=sys.stderr)
+            return 1
         return 0
     cfg = config_from_args(args)
     settings = deploy.LoopbackSettings(supernodes=args.supernodes, timeout=args.timeout,

@@ -144,3 +144,14 @@ def test_effective_cap_probability_matches_mrc_function():
     q, p = mech.cap_mass, mech.p
     assert cod._p_eff[0] == pytest.approx(mrc.effective_cap_probability(32, q, p / q, (1 - p) / (1 - q)))
     assert cod._p_eff[0] < p  # finite N pulls the cap probability towards q
+
+
+@pytest.mark.parametrize("codec", ["mrc", "modified-mrc", "orc"])
+def test_default_bits_consistent_between_simulator_and_index_code(codec):
+    """Regression: band tuning raises the mechanism's own ε; the default bits must follow the transcript ε."""
+    cod = make_codec("privunitg", codec, epsilon=4.0, dim=8)
+    X = np.tile(_unit(8), (50, 1))
+    p = cod.encode(X, run_seed=0, round=0, clients=np.arange(50), rng=0)
+    assert cod.decode(p, run_seed=0, round=0, clients=np.arange(50)).ok.all()
+    if codec != "orc":
+        assert {cod.payload_bits(q) for q in p} == {mrc.mrc_bits(4.0)}

@@ -64,16 +64,13 @@ def _simulator_factory(codec: str, *, bits, alpha, tries, band_epsilon=None):
     """(factory chunk_mechanism -> Simulator, index code kind)."""
     from ..rec import mrc
 
-    def n_bits(m):
-        return bits if bits is not None else mrc.mrc_bits(m.epsilon)
-
     if codec == "mrc":
-        return (lambda m: mrc.MRC(bits=n_bits(m))), "fixed"
+        return (lambda m: mrc.MRC(bits=bits)), "fixed"
     if codec == "modified-mrc":
-        return (lambda m: mrc.ModifiedMRC(bits=n_bits(m), epsilon=band_epsilon or m.epsilon)), "fixed"
+        return (lambda m: mrc.ModifiedMRC(bits=bits, epsilon=band_epsilon or m.epsilon)), "fixed"
     if codec == "orc":
         from ..rec.orc import ORC
-        return (lambda m: ORC(bits=n_bits(m))), "variable"
+        return (lambda m: ORC(bits=bits)), "variable"
     if codec == "pfr":
         from ..rec.pfr import PFR
         return (lambda m: PFR()), "variable"
@@ -147,13 +144,13 @@ def make_codec(mechanism, codec: str, *, epsilon: float | None = None, dim: int 
         raise IncompatibleError(
             f"{codec} needs a bounded density ratio, but {mech.name}'s ratio against its reference is unbounded "
             f"(log bounds {lo}, {hi}); use codec 'ppr' or 'none'")
-    factory, code_kind = _simulator_factory(codec, bits=bits, alpha=alpha, tries=tries, band_epsilon=band_epsilon)
-    k = repetitions * blocks
-    chunk_bits = bits if bits is not None else None
-    if code_kind == "fixed":
+    if bits is None and codec in ("mrc", "modified-mrc", "orc"):  # one default for simulator and index code
         from ..rec import mrc
-        nb = chunk_bits if chunk_bits is not None else mrc.mrc_bits((band_epsilon or mech.epsilon) / k)
-        index_code = _index_code("fixed", nb)
+
+        bits = mrc.mrc_bits((band_epsilon or mech.epsilon) / (repetitions * blocks))
+    factory, code_kind = _simulator_factory(codec, bits=bits, alpha=alpha, tries=tries, band_epsilon=band_epsilon)
+    if code_kind == "fixed":
+        index_code = _index_code("fixed", bits)
     else:
         index_code = _index_code("variable")
     return RecCodec(mech, factory, index_code, repetitions=repetitions, blocks=blocks, codec_id=CODECS[codec][0])

@@ -10,10 +10,10 @@ Message bits (real prefix codes, no model of Q):
 * ``gprs-bnb``: Elias-γ of ``|path| + 1`` then the path bits (:func:`~ldp_rec.rec.gprs_bnb.path_bits`);
   ``ideal_bits`` adds to ``E|path|`` the empirical entropy of ``|path|`` instead: what an entropy
   coder with a learned depth model would spend (a reference, not a code);
+* ``mrc``: ``bits`` (fixed length, not exact: ``N = 2^bits`` candidates).
+
 ``encode_us_per_sample`` is the search alone; for GPRS the σ tables (one per distinct target,
 built once per target) are timed apart in ``sigma_us_per_sample``.
-
-* ``mrc``: ``bits`` (fixed length, not exact: ``N = 2^bits`` candidates).
 
 PFR, PPR and MRC (the other simulators, when importable) run only up to ``I = 3.5`` bits: their work
 grows like ``2^{D_∞}``, heavy-tailed over X here (PPR alone takes minutes at I = 12).
@@ -154,7 +154,14 @@ def run(args) -> int:
                 raise
             print("bench mrc is not available in this build (ldp_rec.experiments.bench_mrc missing)", file=sys.stderr)
             return 2
-        return int(mod.run_mrc_speed(args) or 0)
+        res = mod.run_mrc_speed(reps=2 if args.quick else 5, seed=args.seed)
+        if args.out is not None:
+            from .results import write_result
+            print(f"wrote {write_result(args.out, {'config': {'bench': 'mrc', 'quick': bool(args.quick)}, **res}, force=args.force)}")
+        else:
+            import json
+            print(json.dumps(res, indent=2, default=float))
+        return 0
     if args.out is None:
         print("bench rec needs --out FILE.json", file=sys.stderr)
         return 2

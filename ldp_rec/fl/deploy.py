@@ -26,7 +26,8 @@ keys that ``[tool.flwr.app.config]`` does not declare. So the run uses a copy
 (:func:`stage_app`): ``pyproject.toml`` without the federations section, with every
 :class:`FLConfig` key (and ``out``) declared, plus the package's ``.py`` files. The SuperLink
 connection lives in a private ``FLWR_HOME/config.toml`` (:func:`write_connection`); the user's
-``~/.flwr`` and the checkout are never touched.
+``~/.flwr`` and the checkout are never touched. Flower puts the installed FAB's folder first on
+``sys.path``, so the apps that run are the staged copy of this working tree.
 
 Processes
 ---------
