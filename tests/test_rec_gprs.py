@@ -147,3 +147,13 @@ def test_bad_input_raises():
         TwoLevelSigma(0.1, 0.5)
     with pytest.raises(ParameterError):
         BranchAndBoundGPRS(max_depth=0)
+
+
+def test_centered_path_bits():
+    from ldp_rec.coding.codes import EliasGamma
+    from ldp_rec.rec.gprs_bnb import centered_path_bits, depth_center
+
+    assert depth_center(12.0) == 15 and depth_center(0.1) == 0
+    L = np.arange(0, 40)
+    zig = np.where(L >= 15, 2 * (L - 15), 2 * (15 - L) - 1)
+    np.testing.assert_array_equal(centered_path_bits(L, 15), EliasGamma().lengths(zig + 1) + L)

@@ -33,7 +33,7 @@ import numpy as np
 
 from ..rec import randomness
 from ..rec.gprs import GPRS, sigma_for
-from ..rec.gprs_bnb import BranchAndBoundGPRS, path_bits
+from ..rec.gprs_bnb import BranchAndBoundGPRS, centered_path_bits, depth_center, path_bits
 from ..rec.targets1d import GaussianPair
 
 INFO_BITS = (0.1, 1.0, 3.5, 6.0, 12.0)
@@ -120,6 +120,10 @@ def bench_rec(*, trials: int = 2000, info_bits=INFO_BITS, quick: bool = False, s
                 L = np.array([len(m.path) for m in msgs])
                 bits = path_bits(L)
                 row["ideal_bits"] = float(L.mean() + _entropy_bits(L))
+                # the same path with its length coded around a centre the decoder derives from the public I
+                cb = centered_path_bits(L, depth_center(info))
+                row["depth_center"] = depth_center(info)
+                row["mean_message_bits_centered"] = float(cb.mean())
             elif name.startswith("mrc"):
                 bits = np.full(trials, sim.bits)
             else:

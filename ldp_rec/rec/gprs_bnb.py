@@ -47,6 +47,21 @@ def path_bits(depth) -> np.ndarray:
     return 2 * np.floor(np.log2(L + 1)).astype(np.int64) + 1 + L
 
 
+def depth_center(info_bits: float) -> int:
+    """A decoder-known centre for the path length of a channel with I = ``info_bits`` (public):
+    ``round(I + log2(I + 1) − 1/2)``, the E|path| = I + O(log I) scaling of Flamich (2023, Thm 3.3)."""
+    return max(0, int(round(info_bits + math.log2(info_bits + 1.0) - 0.5)))
+
+
+def centered_path_bits(depth, center: int) -> np.ndarray:
+    """Bits of Elias-γ(zigzag(|path| − center) + 1) + |path|: cheaper than :func:`path_bits` when
+    the decoder knows where the path lengths concentrate (``center`` from :func:`depth_center`)."""
+    L = np.asarray(depth, dtype=np.int64)
+    off = L - int(center)
+    z = np.where(off >= 0, 2 * off, -2 * off - 1)
+    return 2 * np.floor(np.log2(z + 1)).astype(np.int64) + 1 + L
+
+
 @dataclass(frozen=True)
 class BranchAndBoundGPRS(Simulator):
     """Split-on-sample GPRS, vectorised over clients (one numpy pass per search step).
