@@ -2,7 +2,7 @@
 
     python simulations/bench_cohort.py [--users 100] [--rounds 3]
 
-Runs the ldp-rec mode on digits with ``--users`` users (IID partition) hosted (a) by 2 Flower nodes
+Runs the ``--mode`` (default ldp-rec) on digits with ``--users`` users (IID partition) hosted (a) by 2 Flower nodes
 (cohorts of 50) and (b) by one Flower node per user, on Flower's simulation engine, and prints the
 median round time per user of each and their ratio (goal: cohorts >= 10x faster per user).
 """
@@ -22,9 +22,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--users", type=int, default=100)
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--mode", default="ldp-rec", choices=["none", "ldp", "ldp-rec"])
     args = ap.parse_args()
-    base = FLConfig(dataset="digits", partition="iid", clients=args.users, rounds=args.rounds, mode="ldp-rec")
-    out = {}
+    base = FLConfig(dataset="digits", partition="iid", clients=args.users, rounds=args.rounds, mode=args.mode)
+    out = {"mode": args.mode}
     for label, nodes in (("cohorts", 2), ("node-per-user", args.users)):
         rows, wall = run_flower(base.replace(nodes=nodes))
         assert all(r["clients_ok"] == args.users for r in rows), rows
