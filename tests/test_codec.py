@@ -5,7 +5,7 @@ import pytest
 
 from ldp_rec.codec import wire
 from ldp_rec.codec.core import FloatCodec
-from ldp_rec.codec.registry import make_codec, make_mechanism
+from ldp_rec.codec.registry import make_codec
 from ldp_rec.errors import DecodeError, IncompatibleError, InputError, ParameterError
 from ldp_rec.mechanisms.privunitg import PrivUnitG
 from ldp_rec.privacy.events import ComposedEvent, PureEvent, event_epsilon

@@ -1,7 +1,6 @@
 """Soak: many rounds with hundreds of simulated users on Flower's simulation engine; memory stays
 bounded and every user is counted in every round (ok + failed = users), faults included."""
 
-import numpy as np
 import psutil
 import pytest
 

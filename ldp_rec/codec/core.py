@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .._validation import as_batch, check_positive_int
-from ..errors import DecodeError, IncompatibleError, InputError, LdpRecError, ParameterError
+from ..errors import DecodeError, IncompatibleError, LdpRecError, ParameterError
 from ..mechanisms.base import Mechanism, RatioMechanism
 from ..privacy.events import ComposedEvent, NonPrivateEvent, PrivacyEvent, PureEvent, ApproxEvent
 from ..rec import randomness
@@ -81,7 +81,7 @@ class Codec(abc.ABC):
 
     def encode(self, X, *, run_seed: int, round: int, clients, rng=None) -> list[bytes]:
         """One payload per row of ``X`` (n, d); ``clients`` are the public client ids."""
-        X, single = as_batch(X, self.dim)
+        X, _ = as_batch(X, self.dim)
         clients = _check_clients(clients, X.shape[0])
         rng = np.random.default_rng(rng)
         bodies, nbits, chunks = self._encode_bodies(X, run_seed=run_seed, round=round, clients=clients, rng=rng)
@@ -109,12 +109,12 @@ class Codec(abc.ABC):
         if idx.size:
             try:
                 est[idx] = self._decode_bodies([frames[i] for i in idx], run_seed=run_seed, round=round, clients=clients[idx])
-            except DecodeError:
+            except LdpRecError:
                 # a structural defect somewhere in the batch: retry one by one to isolate it
                 for i in idx:
                     try:
                         est[i] = self._decode_bodies([frames[i]], run_seed=run_seed, round=round, clients=clients[i : i + 1])[0]
-                    except DecodeError as exc:
+                    except LdpRecError as exc:
                         ok[i] = False
                         errors[i] = str(exc)
                         est[i] = 0.0
@@ -123,11 +123,6 @@ class Codec(abc.ABC):
     def payload_bits(self, payload: bytes) -> int:
         """Information bits of a payload (what the literature counts), excluding the header."""
         return wire.unpack_header_nbits(payload)
-
-
-def _event_for(mech: Mechanism, factor_event) -> PrivacyEvent:
-    g = mech.guarantee
-    return factor_event(g.epsilon, g.delta)
 
 
 def _guarantee_event(mech: Mechanism | None) -> PrivacyEvent:

@@ -11,7 +11,6 @@ the cap (its complement) under P's rotation invariance about u.
 
 from __future__ import annotations
 
-import math
 
 from ..rec import mrc
 from ..rec.orc import ORC

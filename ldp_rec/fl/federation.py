@@ -26,7 +26,7 @@ import numpy as np
 
 from ..codec.registry import make_codec, make_mechanism
 from ..data.partition import Partition, partition
-from ..errors import LdpRecError, ParameterError
+from ..errors import ParameterError
 from ..privacy.accountant import BasicAccountant, PLDAccountant, plan_epsilon
 from ..privacy.events import NonPrivateEvent
 from . import models, task

@@ -47,7 +47,7 @@ import numpy as np
 from scipy import integrate, special, stats
 
 from .._validation import check_positive_int
-from ..errors import DecodeError, InputError, ParameterError
+from ..errors import DecodeError, ParameterError
 from ..rec import randomness
 from .base import Mechanism
 

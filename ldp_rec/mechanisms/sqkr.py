@@ -36,7 +36,7 @@ import numpy as np
 from scipy import special
 
 from .._validation import check_positive_int
-from ..errors import DecodeError, InputError, ParameterError
+from ..errors import DecodeError, ParameterError
 from ..rec import randomness
 from .base import Mechanism
 from .gaussian import l2_clip
