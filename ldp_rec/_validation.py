@@ -29,6 +29,17 @@ def check_positive_int(value, name: str, minimum: int = 1) -> int:
     return int(value)
 
 
+def check_positive_float(value, name: str) -> float:
+    """Return ``value`` as float, or raise :class:`ParameterError` unless 0 < value < ∞."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise ParameterError(f"{name} must be a number, got {value!r}") from None
+    if not (math.isfinite(v) and v > 0):
+        raise ParameterError(f"{name} must be finite and > 0, got {value!r}")
+    return v
+
+
 def check_probability(value: float, name: str, *, open_interval: bool = True) -> float:
     v = float(value)
     ok = (0 < v < 1) if open_interval else (0 <= v <= 1)

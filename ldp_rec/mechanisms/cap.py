@@ -38,7 +38,7 @@ from typing import ClassVar
 import numpy as np
 from scipy import special
 
-from .._validation import check_positive_int, check_probability
+from .._validation import check_positive_int, check_probability, check_positive_float
 from ..errors import InputError, ParameterError
 from .base import RatioMechanism, SphereReference
 
@@ -160,9 +160,7 @@ class CapMechanism(RatioMechanism):
     def _init_cap(self, p_override=None, gamma_override=None) -> None:
         self._check_common()
         check_positive_int(self.dim, "dim", minimum=self.min_dim)
-        clip = float(self.clip)
-        if not (math.isfinite(clip) and clip > 0):
-            raise ParameterError(f"clip must be finite and > 0, got {self.clip!r}")
+        check_positive_float(self.clip, "clip")
         eps = float(self.epsilon)
         if p_override is None:
             # p is the tight value for γ (recomputed from the forward q), nudged down by a few ulps

@@ -28,7 +28,7 @@ from typing import ClassVar
 import numpy as np
 from scipy import optimize, special
 
-from .._validation import check_epsilon
+from .._validation import check_epsilon, check_positive_float
 from ..errors import InputError, ParameterError
 from .base import GaussianReference, PrivacyGuarantee, RatioMechanism
 
@@ -126,9 +126,7 @@ class GaussianMechanism(RatioMechanism):
     def __post_init__(self) -> None:
         self._check_common()
         _check_delta(self.delta)
-        c = float(self.clip)
-        if not (math.isfinite(c) and c > 0):
-            raise ParameterError(f"clip must be finite and > 0, got {self.clip!r}")
+        c = check_positive_float(self.clip, "clip")
         object.__setattr__(self, "sigma", analytic_gaussian_sigma(self.epsilon, self.delta, 2.0 * c))
 
     @property

@@ -26,7 +26,7 @@ from typing import ClassVar, Literal
 
 import numpy as np
 
-from .._validation import check_positive_int
+from .._validation import check_positive_int, check_positive_float
 from ..errors import InputError, ParameterError
 from .base import RatioMechanism, Reference
 
@@ -79,9 +79,7 @@ class LaplaceMechanism(RatioMechanism):
 
     def __post_init__(self) -> None:
         self._check_common()
-        c = float(self.clip)
-        if not (math.isfinite(c) and c > 0):
-            raise ParameterError(f"clip must be finite and > 0, got {self.clip!r}")
+        check_positive_float(self.clip, "clip")
 
     @property
     def scale(self) -> float:

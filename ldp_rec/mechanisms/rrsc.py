@@ -46,7 +46,7 @@ from typing import ClassVar
 import numpy as np
 from scipy import integrate, special, stats
 
-from .._validation import check_positive_int
+from .._validation import check_positive_int, check_positive_float
 from ..errors import DecodeError, ParameterError
 from ..rec import randomness
 from .base import Mechanism
@@ -119,9 +119,7 @@ class RRSC(Mechanism):
             raise ParameterError(
                 f"RRSC needs M = 2^bits <= dim (a d x M matrix with orthonormal columns): 2^{b} > dim = {self.dim}"
             )
-        c = float(self.clip)
-        if not (math.isfinite(c) and c > 0):
-            raise ParameterError(f"clip must be finite and > 0, got {self.clip!r}")
+        check_positive_float(self.clip, "clip")
         M = 1 << b
         eps = float(self.epsilon)
         T = expected_top_sums(M)[:-1]  # k = 1..M−1
