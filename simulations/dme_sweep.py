@@ -30,13 +30,14 @@ import tomllib
 from pathlib import Path
 
 import numpy as np
-from scipy import special, stats
+from scipy import special
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from ldp_rec.codec.core import RecCodec  # noqa: E402
 from ldp_rec.codec.registry import make_codec  # noqa: E402
+from ldp_rec.codec.tuning import band_tuned_privunitg, band_tuned_privunitg_parameters, privunitg_mse_at  # noqa: E402
 from ldp_rec.coding.codes import EliasDelta, FixedLength  # noqa: E402
 from ldp_rec.experiments import frontier as fr  # noqa: E402
 from ldp_rec.experiments.dme import dme_data  # noqa: E402
@@ -77,74 +78,21 @@ def mrc_peff(mech, N: int, *, band_epsilon: float | None = None) -> float:
     return mrc.modified_cap_probability(N, q, c1, c2, epsilon=band_epsilon, log_c_max=math.log(c1))
 
 
-def modified_peff_grid(N: int, q: float, c1, epsilon: float) -> np.ndarray:
-    """Vectorised :func:`ldp_rec.rec.mrc.modified_cap_probability` over an array of c1 = p/q (band at
-    [c1 e^{−ε}/N, c1/N]), with j ~ Bin(N, q) truncated to ±12 sd (tail mass < 1e-30)."""
-    c1 = np.asarray(c1, dtype=np.float64)[:, None]
-    sd = math.sqrt(N * q * (1 - q))
-    lo, hi = max(0, int(N * q - 12 * sd - 12)), min(N, int(N * q + 12 * sd + 12))
-    j = np.arange(lo, hi + 1, dtype=np.float64)[None, :]
-    w = np.exp(stats.binom.logpmf(j, N, q))
-    p = c1 * q
-    c2 = (1 - p) / (1 - q)
-    S = j * c1 + (N - j) * c2
-    a, b = c1 / S, c2 / S
-    U, L = c1 / N, c1 * math.exp(-epsilon) / N
-    A = j * np.maximum(a - U, 0) + (N - j) * np.maximum(b - U, 0)
-    B = j * np.maximum(L - a, 0) + (N - j) * np.maximum(L - b, 0)
-    m = np.where(A > B, np.where(a > U, j * U, 1 - (N - j) * U),
-                 np.where(B > 0, np.where(a < L, j * L, 1 - (N - j) * L), j * a))
-    m = np.where(j == 0, 0.0, np.where(j == N, 1.0, m))
-    return np.sum(w * m, axis=1)
-
-
-def _pug_mse(q, p_eff, d):
-    g = -special.ndtri(q)
-    phi = math.exp(-0.5 * g * g) / math.sqrt(2 * math.pi)
-    m = p_eff * phi / q - (1 - p_eff) * phi / (1 - q)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(m > 0, (d + g * m) / m**2 - 1, np.inf)
-
-
 def optimise_privunitg_mmrc(epsilon: float, N: int, d: int) -> dict:
-    """(p, γ) of PrivUnitG minimising the modified-MRC per-user MSE with the band at ε and N
-    candidates, subject to log c_max = log(p/q) ≤ ε (what the band needs; the mechanism's own
-    spread ε' = log[p(1−q)/((1−p)q)] may exceed ε: the transcript is ε-LDP by the band alone,
-    Shah et al. 2022, Sec. 4). Grid in (log q, log c1), then a finer grid around the best cell."""
-    def search(lq_grid, lc_grid):
-        best = (math.inf, None, None)
-        for lq in lq_grid:
-            q = math.exp(lq)
-            c1 = np.exp(lc_grid)
-            ok = (c1 * q < 1) & (c1 > 1)
-            if not ok.any():
-                continue
-            pe = modified_peff_grid(N, q, c1[ok], epsilon)
-            v = _pug_mse(q, pe, d)
-            i = int(np.argmin(v))
-            if v[i] < best[0]:
-                best = (float(v[i]), lq, float(np.log(c1[ok][i])))
-        return best
-
-    top = epsilon - 1e-9
-    lq_g = np.linspace(-epsilon - 8, math.log(0.5), 48)
-    lc_g = np.linspace(0.05 * epsilon, top, 40)
-    v, lq, lc = search(lq_g, lc_g)
-    dq, dc = lq_g[1] - lq_g[0], lc_g[1] - lc_g[0]
-    v, lq, lc = search(np.linspace(lq - dq, min(lq + dq, math.log(0.5)), 21), np.linspace(lc - dc, min(lc + dc, top), 21))
-    q = math.exp(lq)
-    p = math.exp(lc) * q
-    return {"mse": v, "q": q, "p": p, "gamma": float(-special.ndtri(q)), "log_c_max": lc,
-            "mechanism_epsilon": math.log(p / q) - math.log((1 - p) / (1 - q))}
+    """Band-tuned PrivUnitG for modified MRC (library: :mod:`ldp_rec.codec.tuning`) and its exact
+    compressed per-user MSE."""
+    bits = int(round(math.log2(N)))
+    p, gamma = band_tuned_privunitg_parameters(float(epsilon), int(d), bits)
+    q = float(special.ndtr(-gamma))
+    lc = math.log(p / q)
+    p_eff = mrc.modified_cap_probability(N, q, p / q, (1 - p) / (1 - q), epsilon=epsilon, log_c_max=lc)
+    return {"mse": privunitg_mse_at(q, p_eff, d), "q": q, "p": p, "gamma": gamma, "log_c_max": lc,
+            "mechanism_epsilon": lc - math.log((1 - p) / (1 - q))}
 
 
 def optimised_privunitg(epsilon: float, N: int, d: int):
     """The PrivUnitG instance of :func:`optimise_privunitg_mmrc` (ε field = its own spread)."""
-    o = optimise_privunitg_mmrc(epsilon, N, d)
-    g = o["gamma"]
-    q = float(special.ndtr(-g))
-    spread = math.log(o["p"] / q) - math.log((1 - o["p"]) / (1 - q))
-    return PrivUnitG(epsilon=spread * (1 + 1e-12), dim=d, p_override=o["p"], gamma_override=g), o
+    return band_tuned_privunitg(epsilon, d, int(round(math.log2(N)))), optimise_privunitg_mmrc(epsilon, N, d)
 
 
 def ppr_bits(mech, alpha: float) -> float:
@@ -324,17 +272,6 @@ def goal2_rows(cfg: dict, seed: int) -> list[dict]:
 
 
 # --------------------------------------------------------------------------- goal 3 (PPR on the Gaussian)
-class GaussianProjectionTarget(MechanismTarget):
-    """Fused log ratio of the Gaussian mechanism, ``log r = (σ⟨g, u⟩ − ‖u‖²/2)/σ²`` for candidates
-    z = σ g, from projections of the shared normals (never materialising the (n, count, d) block)."""
-
-    def log_ratio_block(self, start, count):
-        dots, _ = randomness.project_block(self.keys, start, count, self.U)
-        s = self.mechanism.sigma
-        sq = np.einsum("nd,nd->n", self.U, self.U)[:, None]
-        return (s * dots - 0.5 * sq) / s**2
-
-
 def goal3_rows(cfg: dict, seed: int) -> list[dict]:
     g = cfg["goal3"]
     d, n, T, alpha = g["dim"], g["clients"], g["trials"], g["alpha"]
@@ -344,13 +281,13 @@ def goal3_rows(cfg: dict, seed: int) -> list[dict]:
         mech = GaussianMechanism(epsilon=eps, dim=d, delta=g["delta"])
         s = mech.sigma
         # under Q (‖u‖ = 1) log r ~ N(1/(2σ²), 1/σ²): cap at mean + cap_sds sd
-        cap = 0.5 / s**2 + g["cap_sds"] / s
+        cap = mech.log_ratio_cap(g["cap_sds"])
         sim = PPR(alpha=alpha, log_ratio_cap=cap)
 
         def run(X, t, ids, rng, mech=mech, sim=sim):
             U = mech.prepare(X)
             keys = randomness.derive_keys(seed, t, ids, 0)
-            msgs = sim.encode(GaussianProjectionTarget(mech, U, keys), rng=rng)
+            msgs = sim.encode(MechanismTarget(mech, U, keys), rng=rng)
             idx = np.array([mm.index for mm in msgs])
             nb = np.array([code.encode_many(np.array([k + 1]))[1] for k in idx])
             V = decode_candidates(mech.reference, keys, idx)

@@ -46,12 +46,12 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from ldp_rec.experiments.fl import summarise  # noqa: E402
+from ldp_rec.experiments.fl import run_flower, summarise  # noqa: E402
 from ldp_rec.experiments.results import run_dir, write_result  # noqa: E402
 from ldp_rec.fl import models, task  # noqa: E402
 from ldp_rec.fl.config import FLConfig  # noqa: E402
-from ldp_rec.fl.federation import ServerState, client_round, cohorts, default_bits, load_data, make_fl_model  # noqa: E402
 from ldp_rec.codec import wire  # noqa: E402
+from ldp_rec.fl.federation import ServerState, client_round, cohorts, default_bits, load_data, make_fl_model  # noqa: E402
 
 LOG2E = math.log2(math.e)
 DEFAULT_CONFIG = ROOT / "simulations" / "fl_default.toml"
@@ -141,7 +141,7 @@ def aggregate(records: list[dict]) -> list[dict]:
     for r in records:
         groups.setdefault((r["dataset"], r["method"], r["epsilon"]), []).append(r)
     out = []
-    for (ds, method, eps), rs in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2])):
+    for (ds, method, eps), rs in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2] or 0.0)):
         fin, fin_hw = band(np.array([[r["summary"]["final_accuracy"]] for r in rs]))
         best, best_hw = band(np.array([[r["summary"]["best_accuracy"]] for r in rs]))
         s0 = rs[0]["summary"]
@@ -184,8 +184,13 @@ def plot_dataset(dataset: str, curves: dict, table: list[dict], path: Path, titl
         ax.legend(fontsize=7)
     ax = axes[-1]
     for m in methods:
-        rows = sorted((r for r in table if r["dataset"] == dataset and r["method"] == m), key=lambda r: r["epsilon"])
+        rows = sorted((r for r in table if r["dataset"] == dataset and r["method"] == m), key=lambda r: r["epsilon"] or 0)
         if not rows:
+            continue
+        if rows[0]["epsilon"] is None:  # ε-independent (non-private): a horizontal band
+            y, e = rows[0]["final_accuracy"], rows[0]["final_ci95"]
+            ax.axhline(y, color=colors[m], ls="--", label=m)
+            ax.axhspan(y - e, y + e, color=colors[m], alpha=0.15)
             continue
         x = np.array([r["epsilon"] for r in rows])
         y = np.array([r["final_accuracy"] for r in rows])
@@ -203,95 +208,144 @@ def plot_dataset(dataset: str, curves: dict, table: list[dict], path: Path, titl
 
 
 # --------------------------------------------------------------------------- the suite
-def dataset_base(cfg: dict, name: str) -> FLConfig:
+def dataset_settings(cfg: dict, name: str) -> dict:
+    """The suite keys of ``cfg`` overridden by the data set's own table (``[<section>.datasets.<name>]``);
+    keys that are FLConfig fields go to the FLConfig, the rest steer the grid."""
+    grid_keys = ("rounds", "seeds", "epsilons", "modes", "codecs", "max_bits")
     ds = dict(cfg["datasets"][name])
-    rounds = int(cfg["rounds"])
-    return FLConfig(**{**ds, "rounds": rounds, "mechanism": cfg.get("mechanism", "privunitg"),
-                       "alpha": float(cfg.get("ppr_alpha", 2.0))})
+    grid = {k: ds.pop(k, cfg.get(k)) for k in grid_keys}
+    ds.setdefault("mechanism", cfg.get("mechanism", "privunitg"))
+    ds.setdefault("alpha", float(cfg.get("ppr_alpha", 2.0)))
+    grid["base"] = FLConfig(**{**ds, "rounds": int(grid["rounds"])})
+    return grid
 
 
-def method_list(cfg: dict) -> list[tuple[str, str]]:
+def _index_bits(conf: dict) -> int:
+    """Index bits of an MRC-type run (0 for the float baselines and variable-length codes)."""
+    if conf["mode"] != "ldp-rec":
+        return 0
+    return int(conf["bits"] or default_bits(FLConfig.from_record(conf)) or 0)
+
+
+def method_list(modes, codecs) -> list[tuple[str, str]]:
     out = []
-    for mode in cfg["modes"]:
-        if mode == "ldp-rec":
-            out += [("ldp-rec", c) for c in cfg["codecs"]]
-        else:
-            out.append((mode, "none"))
+    for mode in modes:
+        out += [("ldp-rec", c) for c in codecs] if mode == "ldp-rec" else [(mode, "none")]
     return out
 
 
-def run_suite(cfg: dict, out: Path, *, log=print) -> dict:
+def _one_run(cfg: FLConfig, label: str, eps: float | None, log) -> tuple[list[dict], dict]:
+    rows, wall = run_rounds(cfg)
+    if eps is not None and not math.isclose(rows[-1]["epsilon_round"], eps, rel_tol=1e-9):
+        raise RuntimeError(f"{label} at ε={eps}: the accountant reports ε_round = {rows[-1]['epsilon_round']}")
+    s = summarise(rows)
+    log(f"  seed={cfg.seed} ε={'-' if eps is None else f'{eps:g}':>3s} {label:22s} final acc {rows[-1]['accuracy']:.3f}  "
+        f"{s['payload_bits_per_client']:6.0f} bits/user/round  {s['median_round_seconds']:.2f} s/round  ({wall:.0f} s)")
+    return rows, {**cfg.to_record(), "transcript-epsilon": eps, "wall-seconds": wall}
+
+
+def run_dataset(cfg: dict, name: str, out: Path, *, log=print) -> tuple[list[dict], dict]:
+    """Every (seed, ε, method) of one data set; writes ``fl_<name>_eps<ε>_seed<s>.json`` per (ε, seed).
+    Returns (per-run records, accuracy curves keyed by (name, method, ε or None))."""
+    g = dataset_settings(cfg, name)
+    base, max_bits = g["base"], int(g["max_bits"] or 64)
+    data = load_data(base)
+    users, dim = data.users.num_users, models.num_params(make_fl_model(base, data))
+    log(f"[{name}] {base.dataset}, partition {base.partition}: {users} users, d = {dim}, {base.rounds} rounds, "
+        f"seeds {g['seeds']}, ε {g['epsilons']}, codecs {g['codecs']}, MRC bits ≤ {max_bits}")
+    records, curves = [], {}
+    for seed in g["seeds"]:
+        scfg = base.replace(seed=int(seed))
+        fixed = {}
+        if "none" in g["modes"]:  # non-private: independent of ε, run once per seed
+            fixed["none"] = _one_run(scfg.replace(mode="none"), "none", None, log)
+        for eps in g["epsilons"]:
+            runs, summary, configs = {}, {}, {}
+            for mode, codec in method_list(g["modes"], g["codecs"]):
+                label = method_label(mode, codec)
+                if label in fixed:
+                    rows, conf = fixed[label]
+                else:
+                    mcfg = method_config(scfg, mode, codec, float(eps), max_bits=max_bits)
+                    rows, conf = _one_run(mcfg, label, float(eps), log)
+                runs[label], configs[label], summary[label] = rows, conf, summarise(rows)
+                key_eps = None if label in fixed else float(eps)
+                curves.setdefault((name, label, key_eps), {})[int(seed)] = [r["accuracy"] for r in rows]
+                if label not in fixed or eps == g["epsilons"][0]:
+                    records.append({"dataset": name, "method": label, "epsilon": None if label in fixed else float(eps),
+                                    "seed": int(seed), "summary": summary[label], "users": users, "dim": dim,
+                                    "rounds": base.rounds, "index_bits": _index_bits(conf),
+                                    "mechanism_epsilon": None if label in fixed else conf["epsilon"]})
+            first = configs[next(iter(configs))]
+            result = {"config": {"command": "fl-suite", **first, "epsilon": float(eps), "codec": "/".join(g["codecs"]),
+                                 "suite-dataset": name, "modes": list(runs), "configs": configs},
+                      "summary": summary, "runs": runs}
+            write_result(out / f"fl_{name}_eps{eps:g}_seed{seed}.json", result)
+    return records, curves
+
+
+def run_headline(cfg: dict, curves: dict, out: Path, *, log=print) -> dict:
+    """The ``[headline]`` runs on Flower's simulation engine; checks them against the in-process loop."""
+    h = dict(cfg["headline"])
+    g = dataset_settings(cfg, h["dataset"])
+    eps, seed = float(h["epsilon"]), int(h.get("seed", g["seeds"][0]))
+    runs, summary, configs, match = {}, {}, {}, {}
+    for mode, codec in method_list(h.get("modes", g["modes"]), [h.get("codec", "modified-mrc")]):
+        label = method_label(mode, codec)
+        mcfg = method_config(g["base"].replace(seed=seed), mode, codec, eps, max_bits=int(g["max_bits"] or 64))
+        rows, wall = run_flower(mcfg)
+        runs[label], summary[label] = rows, {**summarise(rows), "wall_seconds": wall}
+        configs[label] = {**mcfg.to_record(), "transcript-epsilon": eps, "engine": "flower simulation"}
+        ref = curves.get((h["dataset"], label, None if mode == "none" else eps), {}).get(seed)
+        match[label] = None if ref is None else bool(ref == [r["accuracy"] for r in rows])
+        log(f"  flower {h['dataset']} seed={seed} ε={eps:g} {label:22s} final acc {rows[-1]['accuracy']:.3f} "
+            f"({wall:.0f} s; equals in-process loop: {match[label]})")
+    first = configs[next(iter(configs))]
+    result = {"config": {"command": "fl-suite-headline", **first, "epsilon": eps, "suite-dataset": h["dataset"],
+                         "modes": list(runs), "configs": configs},
+              "summary": summary, "runs": runs, "flower_equals_in_process": match}
+    write_result(out / f"fl_headline_{h['dataset']}_eps{eps:g}_flower.json", result)
+    return {"dataset": h["dataset"], "epsilon": eps, "seed": seed, "flower_equals_in_process": match,
+            "final_accuracy": {k: v["final_accuracy"] for k, v in summary.items()},
+            "wall_seconds": {k: v["wall_seconds"] for k, v in summary.items()}}
+
+
+def run_suite(cfg: dict, out: Path, *, log=print, flower: bool = True) -> dict:
     """Run the grid of ``cfg`` (one section of fl_default.toml) into the folder ``out``."""
     logging.getLogger("flwr").setLevel(logging.WARNING)
-    max_bits = int(cfg.get("max_bits", 64))
     records, curves, walls = [], {}, {}
     t_suite = time.perf_counter()
     for name in cfg["datasets"]:
-        base = dataset_base(cfg, name)
-        data = load_data(base)
-        users, dim = data.users.num_users, models.num_params(make_fl_model(base, data))
-        log(f"[{name}] {base.dataset}: {users} users, d = {dim}, {base.rounds} rounds, seeds {cfg['seeds']}")
-        t_ds = time.perf_counter()
-        for seed in cfg["seeds"]:
-            for eps in cfg["epsilons"]:
-                runs, summary, configs = {}, {}, {}
-                for mode, codec in method_list(cfg):
-                    label = method_label(mode, codec)
-                    if mode == "none" and eps != cfg["epsilons"][0]:  # ε-independent: run once per seed
-                        src = curves_key = (name, label, None)
-                        rows = runs_cache[(name, seed)]
-                    else:
-                        mcfg = method_config(base.replace(seed=int(seed)), mode, codec, eps, max_bits=max_bits)
-                        rows, wall = run_rounds(mcfg)
-                        if mode == "none":
-                            runs_cache = locals().get("runs_cache", {})
-                            runs_cache[(name, seed)] = rows
-                        if mode != "none" and not math.isclose(rows[-1]["epsilon_round"], eps, rel_tol=1e-9):
-                            raise RuntimeError(f"{label} at ε={eps}: accountant reports ε_round = {rows[-1]['epsilon_round']}")
-                        configs[label] = {**mcfg.to_record(), "transcript-epsilon": eps, "wall-seconds": wall}
-                        log(f"  {name} seed={seed} ε={eps:g} {label:22s} acc={rows[-1]['accuracy']:.3f} "
-                            f"bits={summarise(rows)['payload_bits_per_client']:.0f} "
-                            f"{np.median([r['seconds'] for r in rows]):.2f} s/round ({wall:.0f} s)")
-                    runs[label] = rows
-                    summary[label] = summarise(rows)
-                    key = (name, label, None if mode == "none" else eps)
-                    curves.setdefault(key, {})[seed] = [r["accuracy"] for r in rows]
-                    mcfg_rec = configs.get(label)
-                    records.append({"dataset": name, "method": label, "epsilon": eps if mode != "none" else math.inf,
-                                    "seed": seed, "summary": summary[label], "users": users, "dim": dim,
-                                    "rounds": base.rounds,
-                                    "mechanism_epsilon": mechanism_epsilon(mode, codec, eps, alpha=base.alpha) if mode != "none" else math.inf,
-                                    "index_bits": (mcfg_rec or {}).get("bits", 0)})
-                first = next(iter(configs.values()))
-                result = {"config": {"command": "fl-suite", **first, "epsilon": eps, "codec": "/".join(cfg["codecs"]),
-                                     "modes": list(runs), "configs": configs, "suite_dataset": name},
-                          "summary": summary, "runs": runs}
-                write_result(out / f"fl_{name}_eps{eps:g}_seed{seed}.json", result)
-        walls[name] = time.perf_counter() - t_ds
-    # ε-independent runs appear once per seed in the table
-    seen, recs = set(), []
-    for r in records:
-        k = (r["dataset"], r["method"], r["epsilon"], r["seed"])
-        if k not in seen:
-            seen.add(k)
-            recs.append(r)
-    table = aggregate(recs)
-    curves_arr = {k: np.array([v[s] for s in sorted(v)]) for k, v in curves.items()}
-    for name in cfg["datasets"]:
-        for (ds, m, e), acc in list(curves_arr.items()):  # draw the non-private band in every ε panel
-            if ds == name and e is None:
-                for eps in cfg["epsilons"]:
-                    curves_arr.setdefault((ds, m, eps), acc)
+        t0 = time.perf_counter()
+        r, c = run_dataset(cfg, name, out, log=log)
+        records += r
+        curves.update(c)
+        walls[name] = time.perf_counter() - t0
+    headline = None
+    if flower and cfg.get("headline"):
+        t0 = time.perf_counter()
+        headline = run_headline(cfg, curves, out, log=log)
+        walls["headline (flower)"] = time.perf_counter() - t0
+    table = aggregate(records)
+    arr = {k: np.array([v[s] for s in sorted(v)]) for k, v in curves.items()}
     figures = []
     for name in cfg["datasets"]:
-        b = dataset_base(cfg, name)
-        title = (f"{name}: {b.dataset}, partition {b.partition}, {b.model}, {cfg['mechanism']}, {b.rounds} rounds, "
-                 f"seeds {cfg['seeds']}, bands mean ± 1.96·sem; MRC-type bits ≤ {max_bits}")
-        figures.append(str(plot_dataset(name, curves_arr, table, out / f"fl_suite_{name}.png", title)))
+        g = dataset_settings(cfg, name)
+        b = g["base"]
+        for (ds, m, e), acc in list(arr.items()):  # the ε-independent bands in every ε panel
+            if ds == name and e is None:
+                for eps in g["epsilons"]:
+                    arr.setdefault((ds, m, float(eps)), acc)
+        title = (f"{name}: {b.dataset}, partition {b.partition}, {b.model}, {b.mechanism}, clip {b.clip}, "
+                 f"server lr {b.server_lr}, {b.rounds} rounds, seeds {g['seeds']}; bands mean ± 1.96·sem; "
+                 f"MRC-type bits ≤ {g['max_bits']}")
+        figures.append(str(plot_dataset(name, arr, table, out / f"fl_suite_{name}.png", title)))
     write_csv(table, out / "fl_suite.csv")
     (out / "fl_suite.md").write_text(markdown_table(table) + "\n")
-    return {"table": table, "figures": figures, "dataset_wall_seconds": walls,
-            "wall_seconds": time.perf_counter() - t_suite}
+    summary = {"suite": "fl", "settings": cfg, "table": table, "headline": headline, "figures": figures,
+               "wall_seconds": {**walls, "total": time.perf_counter() - t_suite}}
+    write_result(out / "fl_suite.json", summary)
+    return summary
 
 
 def write_csv(rows: list[dict], path: Path) -> Path:
@@ -306,8 +360,36 @@ def markdown_table(table: list[dict]) -> str:
     lines = ["| data set | method | ε/round | mech ε | bits/user/round | final acc ± 95% | best acc ± 95% | ε PLD total | s/round |",
              "|---|---|---|---|---|---|---|---|---|"]
     for r in table:
-        lines.append(f"| {r['dataset']} | {r['method']} | {r['epsilon']:g} | {r['mechanism_epsilon']:.3g} | "
+        eps = "–" if r["epsilon"] is None else f"{r['epsilon']:g}"
+        meps = "–" if r["mechanism_epsilon"] is None else f"{r['mechanism_epsilon']:.3g}"
+        lines.append(f"| {r['dataset']} | {r['method']} | {eps} | {meps} | "
                      f"{r['bits_per_user_round']:.0f} | {r['final_accuracy']:.3f} ± {r['final_ci95']:.3f} | "
                      f"{r['best_accuracy']:.3f} ± {r['best_ci95']:.3f} | {r['epsilon_total_pld']:.4g} | "
                      f"{r['median_round_seconds']:.2f} |")
     return "\n".join(lines)
+
+
+def load_config(path, *, full: bool) -> dict:
+    return tomllib.loads(Path(path).read_text())["full" if full else "default"]
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--full", action="store_true", help="the [full] section: 50 rounds, 5 seeds, the full grid")
+    ap.add_argument("--config", default=str(DEFAULT_CONFIG))
+    ap.add_argument("--out", default=str(ROOT / "results"), help="parent folder (a fresh fl-suite-<time>/ is made)")
+    ap.add_argument("--into", default=None, help="write into this existing folder instead (used by run_all.py)")
+    ap.add_argument("--no-flower", action="store_true", help="skip the headline runs on Flower's engine")
+    args = ap.parse_args(argv)
+    cfg = load_config(args.config, full=args.full)
+    out = Path(args.into) if args.into else run_dir(args.out, "fl-suite-full" if args.full else "fl-suite")
+    out.mkdir(parents=True, exist_ok=True)
+    s = run_suite(cfg, out, log=lambda m: print(m, flush=True), flower=not args.no_flower)
+    print(markdown_table(s["table"]))
+    print(json.dumps({"out": str(out), "wall_seconds": s["wall_seconds"], "figures": s["figures"],
+                      "headline": s["headline"]}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
