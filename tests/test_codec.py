@@ -155,3 +155,17 @@ def test_default_bits_consistent_between_simulator_and_index_code(codec):
     assert cod.decode(p, run_seed=0, round=0, clients=np.arange(50)).ok.all()
     if codec != "orc":
         assert {cod.payload_bits(q) for q in p} == {mrc.mrc_bits(4.0)}
+
+
+@pytest.mark.parametrize("mech", ["sqkr", "rrsc"])
+def test_native_codec_round_trip_and_unbiased(mech):
+    d, n = 16, 20000
+    cod = make_codec(mech, "native", epsilon=2.0, dim=d, bits=3)
+    x = _unit(d, 9) * 0.7
+    p = cod.encode(np.tile(x, (n, 1)), run_seed=2, round=1, clients=np.arange(n), rng=3)
+    assert {cod.payload_bits(q) for q in p} == {cod.mechanism.message_bits}
+    res = cod.decode(p, run_seed=2, round=1, clients=np.arange(n))
+    assert res.ok.all()
+    se = res.estimates.std(axis=0, ddof=1) / np.sqrt(n)
+    assert np.all(np.abs(res.estimates.mean(0) - x) < 4.5 * se)
+    assert cod.transcript_event() == PureEvent(2.0)
