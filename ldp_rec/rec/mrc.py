@@ -224,16 +224,12 @@ def _check_bits(bits) -> int:
 
 
 @dataclass(frozen=True)
-class MRC(Simulator):
-    """Minimal random coding with ``N = 2^bits`` shared candidates (module doc). Transcript 2ε."""
+class FixedCandidates(Simulator):
+    """Shared pieces of the simulators over a fixed set of ``N = 2^bits`` candidates (MRC, modified
+    MRC, ORC): the size check, ``n_candidates``, a decoder that regenerates candidate K alone and
+    rejects indices ≥ N, and the fixed-length codelength."""
 
     bits: int
-    name: ClassVar[str] = "mrc"
-    exact: ClassVar[bool] = False
-    needs_bounded_ratio: ClassVar[bool] = False
-    transcript: ClassVar[TranscriptPrivacy] = TranscriptPrivacy(
-        "multiplier", 2.0, "Shah et al. 2022, Sec. 3: r moves by e^ε in numerator and normaliser"
-    )
 
     def __post_init__(self) -> None:
         _check_bits(self.bits)
@@ -241,6 +237,25 @@ class MRC(Simulator):
     @property
     def n_candidates(self) -> int:
         return 1 << self.bits
+
+    def decode(self, messages, reference, keys) -> np.ndarray:
+        return decode_candidates(reference, keys, check_indices(messages, self.n_candidates))
+
+    def expected_codelength(self, kl_bits: float = 0.0) -> float:
+        """Fixed-length index: ``bits`` (ORC's entropy-coded size is reported separately)."""
+        return float(self.bits)
+
+
+@dataclass(frozen=True)
+class MRC(FixedCandidates):
+    """Minimal random coding with ``N = 2^bits`` shared candidates (module doc). Transcript 2ε."""
+
+    name: ClassVar[str] = "mrc"
+    exact: ClassVar[bool] = False
+    needs_bounded_ratio: ClassVar[bool] = False
+    transcript: ClassVar[TranscriptPrivacy] = TranscriptPrivacy(
+        "multiplier", 2.0, "Shah et al. 2022, Sec. 3: r moves by e^ε in numerator and normaliser"
+    )
 
     def encode(self, target: Target, *, rng=None) -> list[Message]:
         """Gumbel-max over blocks: ``K = argmax_k log r(Z_k) + G_k``, G i.i.d. Gumbel from ``rng``."""
@@ -262,22 +277,15 @@ class MRC(Simulator):
             raise InputError("every candidate has a zero density ratio")
         return [Message(index=int(k), steps=N) for k in arg]
 
-    def decode(self, messages, reference, keys) -> np.ndarray:
-        return decode_candidates(reference, keys, check_indices(messages, self.n_candidates))
-
-    def expected_codelength(self, kl_bits: float = 0.0) -> float:
-        return float(self.bits)
-
 
 @dataclass(frozen=True)
-class ModifiedMRC(Simulator):
+class ModifiedMRC(FixedCandidates):
     """Shah et al.'s ε-LDP modified MRC: MRC whose π is clipped into ``[c_max e^{−ε}/N, c_max/N]``.
 
     ``epsilon`` is the transcript's guarantee (needs ``log c_max ≤ ε``; the mechanism may run at
     any ε' ≥ ε with that property, Shah et al. use ε' = αε). Stores the ``(n, N)`` log ratios.
     """
 
-    bits: int
     epsilon: float
     name: ClassVar[str] = "modified_mrc"
     exact: ClassVar[bool] = False
@@ -286,16 +294,12 @@ class ModifiedMRC(Simulator):
     )
 
     def __post_init__(self) -> None:
-        _check_bits(self.bits)
+        super().__post_init__()
         check_epsilon(self.epsilon)
 
     def check_target(self, target: Target) -> None:
         if not np.isfinite(target.bounds[1]):
             raise IncompatibleError(f"{self.name} needs a finite upper bound c_max on the density ratio")
-
-    @property
-    def n_candidates(self) -> int:
-        return 1 << self.bits
 
     def transcript_event(self, epsilon: float, delta: float = 0.0):
         """The band alone makes the transcript ``self.epsilon``-LDP, whatever the mechanism's own
@@ -320,8 +324,3 @@ class ModifiedMRC(Simulator):
         idx = np.minimum(np.sum(cdf <= u, axis=1), pi.shape[1] - 1)
         return [Message(index=int(k), steps=pi.shape[1]) for k in idx]
 
-    def decode(self, messages, reference, keys) -> np.ndarray:
-        return decode_candidates(reference, keys, check_indices(messages, self.n_candidates))
-
-    def expected_codelength(self, kl_bits: float = 0.0) -> float:
-        return float(self.bits)

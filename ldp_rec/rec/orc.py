@@ -27,8 +27,8 @@ import numpy as np
 
 from ..errors import InputError
 from ..privacy.events import TranscriptPrivacy
-from .base import Message, Simulator, Target, decode_candidates
-from .mrc import _check_bits, block_size, check_indices, check_log_ratios
+from .base import Message, Target
+from .mrc import FixedCandidates, block_size, check_indices, check_log_ratios
 
 
 def sorted_gumbels(n: int, start: int, count: int, N: int, carry: np.ndarray, rng) -> tuple[np.ndarray, np.ndarray]:
@@ -50,23 +50,15 @@ def orc_select(log_r, *, rng=None) -> np.ndarray:
 
 
 @dataclass(frozen=True)
-class ORC(Simulator):
+class ORC(FixedCandidates):
     """Ordered random coding over ``N = 2^bits`` shared candidates (module doc)."""
 
-    bits: int
     name: ClassVar[str] = "orc"
     exact: ClassVar[bool] = False
     needs_bounded_ratio: ClassVar[bool] = False
     transcript: ClassVar[TranscriptPrivacy] = TranscriptPrivacy(
         "unbounded", note="sorted Gumbels make P(K=k | candidates) zero for some inputs (N=2 example)"
     )
-
-    def __post_init__(self) -> None:
-        _check_bits(self.bits)
-
-    @property
-    def n_candidates(self) -> int:
-        return 1 << self.bits
 
     def encode(self, target: Target, *, rng=None) -> list[Message]:
         self.check_target(target)
@@ -88,13 +80,6 @@ class ORC(Simulator):
         if np.any(~np.isfinite(best)):
             raise InputError("every candidate has a zero density ratio")
         return [Message(index=int(k), steps=N) for k in arg]
-
-    def decode(self, messages, reference, keys) -> np.ndarray:
-        return decode_candidates(reference, keys, check_indices(messages, self.n_candidates))
-
-    def expected_codelength(self, kl_bits: float = 0.0) -> float:
-        """Fixed-length upper bound (``bits``); see :func:`index_bit_statistics` for entropy-coded sizes."""
-        return float(self.bits)
 
 
 def index_bit_statistics(messages) -> dict:
