@@ -163,6 +163,7 @@ def plot_dataset(dataset: str, curves: dict, table: list[dict], path: Path, titl
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     eps_grid = sorted({e for (ds, _, e) in curves if ds == dataset and e is not None})
     methods = sorted({m for (ds, m, _) in curves if ds == dataset})
@@ -198,6 +199,7 @@ def plot_dataset(dataset: str, curves: dict, table: list[dict], path: Path, titl
         ax.errorbar(x, y, yerr=e, fmt="o-", capsize=3, color=colors[m], label=m)
     ax.set(xlabel="ε per round (transcript)", ylabel="final test accuracy", title="final accuracy vs ε", xscale="log", xticks=eps_grid)
     ax.set_xticklabels([f"{e:g}" for e in eps_grid])
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     fig.suptitle(title, fontsize=8)

@@ -71,7 +71,7 @@ def test_run_overrides_round_trip_through_flconfig(tmp_path):
 
     cfg = FLConfig(**{**SMALL, "epsilon": 2.5, "codec": "ppr", "fault": "corrupt:3"})
     rec = deploy.run_overrides(cfg, tmp_path / "r.json")
-    assert rec["out"] == str(tmp_path / "r.json") and rec["num-server-rounds"] == cfg.rounds
+    assert rec["out"] == str(tmp_path / "r.json")
     back = tomllib.loads(tomli_w.dumps(rec))  # what Flower parses from --run-config FILE
     assert FLConfig.from_record(back) == cfg
 

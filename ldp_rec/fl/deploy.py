@@ -167,10 +167,10 @@ def stage_app(dest: Path, *, source: Path = PROJECT_ROOT) -> Path:
 
 
 def run_overrides(cfg: FLConfig, out: Path) -> dict:
-    """The ``--run-config`` overrides: the whole :class:`FLConfig` record, the results path
-    (``out``, read by the module-level ServerApp) and ``num-server-rounds`` kept equal to
-    ``rounds`` (FLConfig reads ``rounds``)."""
-    return {**cfg.to_record(), "num-server-rounds": cfg.rounds, "out": str(out)}
+    """The ``--run-config`` overrides: the whole :class:`FLConfig` record and the results path
+    (``out``, read by the module-level ServerApp). Every key is declared in the app's
+    ``[tool.flwr.app.config]``, as Flower requires of overrides."""
+    return {**cfg.to_record(), "out": str(out)}
 
 
 def write_connection(flwr_home: Path, address: str, *, name: str = CONNECTION) -> Path:
