@@ -7,6 +7,8 @@ of user ids come from the server's message, so the same app serves ``flwr run .`
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 from flwr.app import Array, ArrayRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
@@ -17,6 +19,16 @@ from .federation import client_round
 app = ClientApp()
 
 
+def _match_thread_budget() -> None:
+    """Use as many numba threads as the node was given CPUs (Ray sets OMP_NUM_THREADS for a
+    virtual node with ``num_cpus``), so concurrent nodes do not oversubscribe the cores."""
+    import numba
+
+    budget = os.environ.get("OMP_NUM_THREADS")
+    if budget and budget.isdigit():
+        numba.set_num_threads(max(1, min(int(budget), numba.config.NUMBA_NUM_THREADS)))
+
+
 def pack_payloads(payloads: list[bytes]) -> ArrayRecord:
     lengths = np.array([len(p) for p in payloads], dtype=np.int64)
     blob = np.frombuffer(b"".join(payloads), dtype=np.uint8).copy()
@@ -25,6 +37,7 @@ def pack_payloads(payloads: list[bytes]) -> ArrayRecord:
 
 @app.train()
 def train(msg: Message, context: Context) -> Message:
+    _match_thread_budget()
     conf = msg.content["config"]
     cfg = FLConfig.from_record(conf)
     params = msg.content["arrays"]["params"].numpy()
