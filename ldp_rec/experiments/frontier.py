@@ -154,6 +154,20 @@ def _plt():
     return plt
 
 
+def _finish_mse_plot(plt, fig, ax, path, xlabel: str, title: str) -> Path:
+    """Log-MSE axis, labels, grid and legend; save and close."""
+    ax.set_yscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("MSE")
+    ax.set_title(title)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return Path(path)
+
+
 def plot_mse_vs_eps(rows, path, *, bits: int, methods=None, title: str | None = None) -> Path:
     """MSE against transcript ε for each method at ``bits`` (or its uncompressed rows, bits > 64)."""
     plt = _plt()
@@ -166,16 +180,7 @@ def plot_mse_vs_eps(rows, path, *, bits: int, methods=None, title: str | None = 
         if pts:
             x, y = zip(*pts)
             ax.plot(x, y, marker="o", label=name)
-    ax.set_yscale("log")
-    ax.set_xlabel("transcript ε")
-    ax.set_ylabel("MSE")
-    ax.set_title(title or f"DME: MSE vs ε at {bits} bits")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return Path(path)
+    return _finish_mse_plot(plt, fig, ax, path, "transcript ε", title or f"DME: MSE vs ε at {bits} bits")
 
 
 def plot_mse_vs_bits(rows, path, *, epsilon: float, methods=None, title: str | None = None,
@@ -195,16 +200,7 @@ def plot_mse_vs_bits(rows, path, *, epsilon: float, methods=None, title: str | N
     for label, v in (uncompressed or {}).items():
         ax.axhline(v, linestyle="--", color="k", lw=1)
         ax.text(ax.get_xlim()[0], v, f" {label}", va="bottom", fontsize=7)
-    ax.set_yscale("log")
-    ax.set_xlabel("bits per client")
-    ax.set_ylabel("MSE")
-    ax.set_title(title or f"DME: MSE vs bits at ε = {epsilon:g}")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return Path(path)
+    return _finish_mse_plot(plt, fig, ax, path, "bits per client", title or f"DME: MSE vs bits at ε = {epsilon:g}")
 
 
 def plot_frontier_vs_uncompressed(records, uncompressed: dict, path, *, bit_budgets, title: str | None = None) -> Path:
