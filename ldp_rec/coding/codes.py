@@ -33,10 +33,17 @@ from .bits import BitReader, BitWriter, check_tail, count_zeros_at, pack_fields,
 
 __all__ = [
     "IntegerCode", "FixedLength", "EliasGamma", "EliasDelta", "ZetaCode",
-    "encode_indices", "decode_indices", "expected_length", "floor_log2",
+    "encode_indices", "decode_indices", "expected_length", "floor_log2", "zigzag",
 ]
 
 _MAX_BATCH = (1 << 63) - 1
+
+
+def zigzag(k) -> np.ndarray:
+    """Signed integers to non-negative ones, ``0, −1, 1, −2, … ↦ 0, 1, 2, 3, …`` (then +1 for a code
+    of positive integers)."""
+    k = np.asarray(k, dtype=np.int64)
+    return np.where(k >= 0, 2 * k, -2 * k - 1)
 
 
 def floor_log2(v) -> np.ndarray:

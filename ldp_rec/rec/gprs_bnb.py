@@ -56,10 +56,10 @@ def depth_center(info_bits: float) -> int:
 def centered_path_bits(depth, center: int) -> np.ndarray:
     """Bits of Elias-γ(zigzag(|path| − center) + 1) + |path|: cheaper than :func:`path_bits` when
     the decoder knows where the path lengths concentrate (``center`` from :func:`depth_center`)."""
+    from ..coding.codes import EliasGamma, zigzag
+
     L = np.asarray(depth, dtype=np.int64)
-    off = L - int(center)
-    z = np.where(off >= 0, 2 * off, -2 * off - 1)
-    return 2 * np.floor(np.log2(z + 1)).astype(np.int64) + 1 + L
+    return EliasGamma().lengths(zigzag(L - int(center)) + 1) + L
 
 
 @dataclass(frozen=True)

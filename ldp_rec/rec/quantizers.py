@@ -79,13 +79,36 @@ def index_entropy_bits(K) -> float:
 
 def elias_gamma_bits(K) -> np.ndarray:
     """Model-free cost: Elias-γ of the zig-zag map ``K ↦ 2|K| − [K < 0] + 1``, per integer."""
-    K = np.asarray(K, dtype=np.int64)
-    v = np.where(K >= 0, 2 * K, -2 * K - 1) + 1
-    return 2 * np.floor(np.log2(v)).astype(np.int64) + 1
+    from ..coding.codes import EliasGamma, zigzag
+
+    return EliasGamma().lengths(zigzag(np.ravel(K)) + 1).reshape(np.shape(K))
+
+
+class _SharedDither:
+    """Encode/decode shared by the quantisers: a subclass gives the shared ``(dither U, step Δ)``
+    of every coordinate (:meth:`grid`); K = round(y/Δ + U), ŷ = Δ(K − U)."""
+
+    def grid(self, keys, dim: int) -> tuple[np.ndarray, np.ndarray | float]:
+        raise NotImplementedError
+
+    def encode(self, y, keys) -> np.ndarray:
+        Y, single = _as_2d(y)
+        U, step = self.grid(keys, Y.shape[1])
+        K = dithered_encode(Y, U, step)
+        return K[0] if single else K
+
+    def decode(self, K, keys) -> np.ndarray:
+        Kt = np.asarray(K)
+        if Kt.dtype.kind not in "iu":
+            raise DecodeError("quantiser messages must be integers")
+        K2 = np.atleast_2d(Kt)
+        U, step = self.grid(keys, K2.shape[1])
+        out = dithered_decode(K2, U, step)
+        return out[0] if Kt.ndim == 1 else out
 
 
 @dataclass(frozen=True)
-class DitheredQuantizer:
+class DitheredQuantizer(_SharedDither):
     """Subtractive dithered quantiser with step Δ; error exactly Uniform(−Δ/2, Δ/2)."""
 
     step: float
@@ -98,22 +121,12 @@ class DitheredQuantizer:
     def dither(self, keys, dim: int) -> np.ndarray:
         return shared_uniforms(keys, dim, 1)[:, 0, :] - 0.5
 
-    def encode(self, y, keys) -> np.ndarray:
-        Y, single = _as_2d(y)
-        K = dithered_encode(Y, self.dither(keys, Y.shape[1]), self.step)
-        return K[0] if single else K
-
-    def decode(self, K, keys) -> np.ndarray:
-        Kt = np.asarray(K)
-        if Kt.dtype.kind not in "iu":
-            raise DecodeError("quantiser messages must be integers")
-        K2 = np.atleast_2d(Kt)
-        out = dithered_decode(K2, self.dither(keys, K2.shape[1]), self.step)
-        return out[0] if Kt.ndim == 1 else out
+    def grid(self, keys, dim: int):
+        return self.dither(keys, dim), self.step
 
 
 @dataclass(frozen=True)
-class LayeredQuantizer:
+class LayeredQuantizer(_SharedDither):
     """Layered quantiser with exact ``noise`` ∈ {"gaussian", "laplace"} error of ``scale``
     (σ for Gaussian, β for Laplace), vectorised over clients and coordinates."""
 
@@ -139,20 +152,9 @@ class LayeredQuantizer:
             w = self.scale * (np.abs(z) + E)
         return u[:, 0] - 0.5, w
 
-    def encode(self, y, keys) -> np.ndarray:
-        Y, single = _as_2d(y)
-        U, w = self.layer(keys, Y.shape[1])
-        K = dithered_encode(Y, U, 2 * w)
-        return K[0] if single else K
-
-    def decode(self, K, keys) -> np.ndarray:
-        Kt = np.asarray(K)
-        if Kt.dtype.kind not in "iu":
-            raise DecodeError("quantiser messages must be integers")
-        K2 = np.atleast_2d(Kt)
-        U, w = self.layer(keys, K2.shape[1])
-        out = dithered_decode(K2, U, 2 * w)
-        return out[0] if Kt.ndim == 1 else out
+    def grid(self, keys, dim: int):
+        U, w = self.layer(keys, dim)
+        return U, 2 * w
 
     def error_variance(self) -> float:
         """Per-coordinate error variance: σ² (Gaussian) or 2β² (Laplace)."""
