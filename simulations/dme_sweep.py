@@ -46,6 +46,8 @@ from ldp_rec.mechanisms.gaussian import GaussianMechanism  # noqa: E402
 from ldp_rec.mechanisms.privunit2 import PrivUnit2  # noqa: E402
 from ldp_rec.mechanisms.privunitg import PrivUnitG  # noqa: E402
 from ldp_rec.mechanisms.rrsc import RRSC  # noqa: E402
+from ldp_rec.privacy.events import event_epsilon  # noqa: E402
+from ldp_rec.rec.subset import ProjectionLaw, optimal_top_count, subset_mse  # noqa: E402
 from ldp_rec.mechanisms.sqkr import SQKR  # noqa: E402
 from ldp_rec.rec import mrc, randomness  # noqa: E402
 from ldp_rec.rec.base import MechanismTarget, decode_candidates  # noqa: E402
@@ -138,6 +140,11 @@ def closed_form_rows(cfg: dict) -> list[dict]:
                     oc = optimise_privunitg_mmrc(eps / k, 1 << (b // k), d)
                     add(f"{k}x mmrc+privunitg-opt", eps, b, oc["mse"] / k, published=False, family="chunked",
                         note=f"{k} repetitions at eps/{k}, {b // k} bits each")
+            for name, law in (("subset+privunitg", ProjectionLaw("normal", d)), ("subset+privunit2", ProjectionLaw("sphere", d))):
+                mm = optimal_top_count(law, N, eps) if N > 1 else None
+                if mm is not None:
+                    add(name, eps, b, subset_mse(law, N, mm, eps), published=False, family="subset",
+                        note=f"top m={mm} of N={N} weighted e^eps (transcript eps)")
             if N <= d:
                 add("rrsc", eps, b, RRSC(epsilon=eps, dim=d, bits=b).expected_mse(), published=True, family="native",
                     note="Isik et al. 2023")
@@ -224,6 +231,9 @@ def measured_rows(cfg: dict, seed: int) -> list[dict]:
             opt, o = optimised_privunitg(eps, N, d)
             add("mmrc+privunitg-opt", eps, codec_runner(mmrc_codec(opt, b, eps), seed), o["mse"],
                 published=False, family="modified-mrc", note="transcript eps = band eps (RecCodec reports the mechanism spread)")
+            law = ProjectionLaw("normal", d)
+            add("subset+privunitg", eps, codec_runner(make_codec("privunitg", "subset", epsilon=eps, dim=d, bits=b), seed),
+                subset_mse(law, N, optimal_top_count(law, N, eps), eps), published=False, family="subset")
             if N <= d and b <= m.get("rrsc_max_bits", 8):  # RRSC encode costs d·M² per client
                 rr = RRSC(epsilon=eps, dim=d, bits=b)
                 add("rrsc", eps, codec_runner(make_codec(rr, "native"), seed), rr.expected_mse(), published=True,
@@ -253,18 +263,26 @@ def goal2_rows(cfg: dict, seed: int) -> list[dict]:
             return None
         b_def = first_b(lambda NN: cap_mse(pug, mrc_peff(pug, NN, band_epsilon=eps)))
         b_opt = first_b(lambda NN: optimise_privunitg_mmrc(eps, NN, d)["mse"])
+        law = ProjectionLaw("normal", d)
+        b_sub = first_b(lambda NN: subset_mse(law, NN, optimal_top_count(law, NN, eps), eps))
         opt, o = optimised_privunitg(eps, N, d)
-        for name, mech, closed in (("mmrc+privunitg (band at eps, mechanism at eps)", pug,
-                                    cap_mse(pug, mrc_peff(pug, N, band_epsilon=eps))),
-                                   ("mmrc+privunitg-opt (band at eps, (p, gamma) optimised)", opt, o["mse"])):
-            r = measure(codec_runner(mmrc_codec(mech, b, eps), seed), dim=d, clients=n, trials=1, seed=seed + 7,
+        sub = make_codec("privunitg", "subset", epsilon=eps, dim=d, bits=b)
+        for name, mech, closed, codec, b_min in (
+                ("mmrc+privunitg (band at eps, mechanism at eps)", pug, cap_mse(pug, mrc_peff(pug, N, band_epsilon=eps)),
+                 mmrc_codec(pug, b, eps), b_def),
+                ("mmrc+privunitg-opt (band at eps, (p, gamma) optimised)", opt, o["mse"], mmrc_codec(opt, b, eps), b_opt),
+                ("subset+privunitg (top m of N weighted e^eps)", pug,
+                 subset_mse(law, N, optimal_top_count(law, N, eps), eps), sub, b_sub)):
+            r = measure(codec_runner(codec, seed), dim=d, clients=n, trials=1, seed=seed + 7,
                         batch=max(1, min(n, (1 << 22) // N)))
             row = {"epsilon": eps, "bits": b, "method": name, "uncompressed_per_user": unc,
                    "closed_form_per_user": closed, "closed_form_gap": closed / unc - 1,
                    "measured_per_user": r["per_user_mse"], "measured_sem": r["per_user_sem"],
-                   "measured_gap": r["per_user_mse"] / unc - 1, "mechanism_spread": float(mech.epsilon),
-                   "p": mech.p, "gamma": mech.gamma, "clients": n, "seconds": r["seconds"],
-                   "min_bits_for_5pct_default": b_def, "min_bits_for_5pct_opt": b_opt}
+                   "measured_gap": r["per_user_mse"] / unc - 1, "transcript_epsilon": event_epsilon(codec.transcript_event())
+                   if codec is sub else eps, "mechanism_spread": float(mech.epsilon),
+                   "p": None if codec is sub else mech.p, "gamma": None if codec is sub else mech.gamma,
+                   "top_m": sub._sims[0].top_count(law) if codec is sub else None, "clients": n, "seconds": r["seconds"],
+                   "min_bits_for_5pct": b_min}
             out.append(row)
             print(f"  goal2 eps={eps} b={b} {name}: closed gap {row['closed_form_gap']:+.2%}, measured gap "
                   f"{row['measured_gap']:+.2%} ± {r['per_user_sem'] / unc:.2%}  ({r['seconds']:.1f}s)", flush=True)

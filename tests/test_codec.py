@@ -44,7 +44,7 @@ def test_decode_equals_candidate_unbiased():
            for p, b in zip(payloads, randomness.derive_keys(1, 2, np.arange(5), 0, domain="payload"))]
     z = randomness.gather(keys, idx, 8).astype(np.float64)
     mech = cod._mechs[0]
-    np.testing.assert_allclose(est, mech.unbias(z, p_eff=cod._p_eff[0]))
+    np.testing.assert_allclose(est, mech.unbias(z, p_eff=cod._unbias_kw[0]["p_eff"]))
 
 
 @pytest.mark.parametrize("codec,bits", [("mrc", 3), ("modified-mrc", 4), ("mrc", 8)])
@@ -61,7 +61,7 @@ def test_finite_n_unbiasedness(codec, bits):
     z = (est.mean(axis=0) - x) / se
     assert np.all(np.abs(z) < 4.5), z
     mech = cod._mechs[0]
-    p_hat = cod._p_eff[0]
+    p_hat = cod._unbias_kw[0]["p_eff"]
     # the bias that p instead of p̂ would leave is many standard errors: the test has power
     naive_bias = (mech.m(p_hat) / mech.m() - 1) * x
     if codec == "mrc" and bits == 3:
@@ -142,8 +142,8 @@ def test_effective_cap_probability_matches_mrc_function():
     mech = PrivUnitG(epsilon=2.0, dim=8)
     cod = make_codec(mech, "mrc", bits=5)
     q, p = mech.cap_mass, mech.p
-    assert cod._p_eff[0] == pytest.approx(mrc.effective_cap_probability(32, q, p / q, (1 - p) / (1 - q)))
-    assert cod._p_eff[0] < p  # finite N pulls the cap probability towards q
+    assert cod._unbias_kw[0]["p_eff"] == pytest.approx(mrc.effective_cap_probability(32, q, p / q, (1 - p) / (1 - q)))
+    assert cod._unbias_kw[0]["p_eff"] < p  # finite N pulls the cap probability towards q
 
 
 @pytest.mark.parametrize("codec", ["mrc", "modified-mrc", "orc"])

@@ -209,19 +209,27 @@ class RecCodec(Codec):
         self._sims = [make(m) if make else self.simulator for m in self._mechs]
         self.name = self._sims[0].name
         for m, sim in zip(self._mechs, self._sims):
-            lo, hi = m.log_ratio_bounds()
-            sim.check_target(_BoundsOnly(lo, hi))
-        self._p_eff = [self._effective_p(m, sim) for m, sim in zip(self._mechs, self._sims)]
+            if hasattr(sim, "check_mechanism"):
+                sim.check_mechanism(m)
+            else:
+                lo, hi = m.log_ratio_bounds()
+                sim.check_target(_BoundsOnly(lo, hi))
+        self._unbias_kw = [self._unbias_kwargs(m, sim) for m, sim in zip(self._mechs, self._sims)]
 
     @property
     def chunks(self) -> int:
         return self.repetitions * self.blocks
 
     @staticmethod
-    def _effective_p(mech, sim):
+    def _unbias_kwargs(mech, sim) -> dict:
+        """How the decoder unbiases a chunk: the simulator's exact ``E⟨V, u⟩`` (subset selection), the
+        effective cap probability of a finite-candidate simulator, or the mechanism's own scale."""
+        if hasattr(sim, "moments"):
+            return {"mean": sim.moments(mech.projection_law)[0]}
         if not hasattr(mech, "cap_mass"):
-            return None
-        return effective_cap_probability(sim, mech)
+            return {}
+        p_eff = effective_cap_probability(sim, mech)
+        return {} if p_eff is None else {"p_eff": p_eff}
 
     def transcript_event(self) -> PrivacyEvent:
         evs = []
@@ -265,8 +273,7 @@ class RecCodec(Codec):
                 j = rep * self.blocks + b
                 msgs = [Message(index=int(k)) for k in idx[:, j]]
                 V = self._sims[b].decode(msgs, mech.reference, self._chunk_keys(run_seed, round, clients, j))
-                p_eff = self._p_eff[b]
-                Z = mech.unbias(V) if p_eff is None else mech.unbias(V, p_eff=p_eff)
+                Z = mech.unbias(V, **self._unbias_kw[b])
                 est[:, self._slices[b] : self._slices[b + 1]] += Z / self.repetitions
         return est
 

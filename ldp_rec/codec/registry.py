@@ -1,8 +1,9 @@
 """Command-line names of mechanisms and codecs, and :func:`make_codec`.
 
 Mechanisms: privunit2, privunitg, sqkr, rrsc, duchi, laplace, gaussian, rr.
-Codecs: none (uncompressed floats), mrc, modified-mrc, orc, ppr, rs-fallback, pfr, gprs, and native
-(the mechanism's own b-bit code: SQKR and RRSC, whose mechanism and code are one).
+Codecs: none (uncompressed floats), mrc, modified-mrc, orc, ppr, rs-fallback, pfr, gprs, subset (ε-LDP
+subset selection on shared candidates, :mod:`ldp_rec.rec.subset`), and native (the mechanism's own b-bit
+code: SQKR and RRSC, whose mechanism and code are one).
 A pair that does not make sense raises :class:`~ldp_rec.errors.IncompatibleError` saying why.
 """
 
@@ -38,6 +39,8 @@ CODECS = {
     "pfr": (6, "Poisson functional representation (exact, transcript not established)"),
     "gprs": (7, "greedy Poisson rejection sampling (exact, transcript not established)"),
     "native": (8, "the mechanism's own code (SQKR, RRSC)"),
+    "subset": (9, "ε-LDP subset selection on N = 2^bits shared candidates: the top m by <Z,u> weighted e^ε "
+                  "(RRSC's rule on the reference's candidates; transcript ε; cap mechanisms)"),
 }
 
 
@@ -60,7 +63,7 @@ def _index_code(kind: str, bits: int | None = None):
     return codes.EliasDelta()
 
 
-def _simulator_factory(codec: str, *, bits, alpha, tries, band_epsilon=None):
+def _simulator_factory(codec: str, *, bits, alpha, tries, band_epsilon=None, top=None):
     """(factory chunk_mechanism -> Simulator, index code kind)."""
     from ..rec import mrc
 
@@ -68,6 +71,9 @@ def _simulator_factory(codec: str, *, bits, alpha, tries, band_epsilon=None):
         return (lambda m: mrc.MRC(bits=bits)), "fixed"
     if codec == "modified-mrc":
         return (lambda m: mrc.ModifiedMRC(bits=bits, epsilon=band_epsilon or m.epsilon)), "fixed"
+    if codec == "subset":
+        from ..rec.subset import SubsetSelection
+        return (lambda m: SubsetSelection(bits=bits, epsilon=m.epsilon, top=top)), "fixed"
     if codec == "orc":
         from ..rec.orc import ORC
         return (lambda m: ORC(bits=bits)), "variable"
@@ -94,8 +100,10 @@ def _simulator_factory(codec: str, *, bits, alpha, tries, band_epsilon=None):
 
 def make_codec(mechanism, codec: str, *, epsilon: float | None = None, dim: int | None = None, bits: int | None = None,
                alpha: float | None = None, tries: int | None = None, repetitions: int = 1, blocks: int = 1,
-               band_tuning: bool = True, **mechanism_kwargs):
+               band_tuning: bool = True, top: int | None = None, **mechanism_kwargs):
     """Build the codec ``codec`` for ``mechanism`` (a name, a Mechanism instance, or None for non-private).
+
+    ``top``: the size m of the favoured set of codec ``subset`` (default: the m of least error).
 
     With ``codec="modified-mrc"`` and ``mechanism="privunitg"`` (by name, unchunked), ``band_tuning``
     runs PrivUnitG with parameters tuned for the band (:mod:`.tuning`): the transcript is still
@@ -144,11 +152,18 @@ def make_codec(mechanism, codec: str, *, epsilon: float | None = None, dim: int 
         raise IncompatibleError(
             f"{codec} needs a bounded density ratio, but {mech.name}'s ratio against its reference is unbounded "
             f"(log bounds {lo}, {hi}); use codec 'ppr' or 'none'")
-    if bits is None and codec in ("mrc", "modified-mrc", "orc"):  # one default for simulator and index code
+    if codec == "subset" and not hasattr(mech, "projection_law"):
+        raise IncompatibleError(
+            f"subset selection ranks the shared candidates by <Z, u>, so it needs a cap mechanism "
+            f"(privunit2, privunitg, duchi); {mech.name} is not one")
+    if top is not None and codec != "subset":
+        raise ParameterError("top (the favoured-set size m) applies to codec 'subset' only")
+    if bits is None and codec in ("mrc", "modified-mrc", "orc", "subset"):  # one default for simulator and index code
         from ..rec import mrc
 
         bits = mrc.mrc_bits((band_epsilon or mech.epsilon) / (repetitions * blocks))
-    factory, code_kind = _simulator_factory(codec, bits=bits, alpha=alpha, tries=tries, band_epsilon=band_epsilon)
+    factory, code_kind = _simulator_factory(codec, bits=bits, alpha=alpha, tries=tries, band_epsilon=band_epsilon,
+                                             top=top)
     if code_kind == "fixed":
         index_code = _index_code("fixed", bits)
     else:

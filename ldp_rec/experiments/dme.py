@@ -87,6 +87,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--trials", type=int, default=10)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--alpha", type=float, default=None, help="PPR's alpha (> 1)")
+    p.add_argument("--top", type=int, default=None, help="subset codec: size m of the favoured set (default: least error)")
     p.add_argument("--repetitions", type=int, default=1, help="split epsilon into this many repetitions")
     p.add_argument("--blocks", type=int, default=1, help="split the dimension into this many blocks")
     p.add_argument("--out", default=None, help="result JSON (never overwritten without --force)")
@@ -94,7 +95,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
-    opts = {k: v for k, v in (("alpha", args.alpha), ("repetitions", args.repetitions), ("blocks", args.blocks))
+    opts = {k: v for k, v in (("alpha", args.alpha), ("top", args.top), ("repetitions", args.repetitions),
+                              ("blocks", args.blocks))
             if v is not None and not (k in ("repetitions", "blocks") and v == 1)}
     res = run_dme(mechanism=args.mechanism, codec=args.codec, epsilon=args.epsilon, bits=args.bits, dim=args.dim,
                   clients=args.clients, trials=args.trials, seed=args.seed, **opts)

@@ -242,6 +242,23 @@ class CapMechanism(RatioMechanism):
     def _cap_indicator(self, dots, sqnorms):
         return np.asarray(dots, dtype=np.float64) >= self._gamma
 
+    @property
+    def projection_law(self):
+        """Law of ``t = ⟨Z, u⟩`` under the reference (:class:`ldp_rec.rec.subset.ProjectionLaw`)."""
+        from ..rec.subset import ProjectionLaw
+
+        return ProjectionLaw("sphere" if isinstance(self, SphereCapMechanism) else "normal", int(self.dim))
+
+    def projection_score(self, dots, sqnorms=None) -> np.ndarray:
+        """``t = ⟨Z, u⟩`` of the candidates from ``dots = ⟨g, u⟩`` and ``sqnorms = ‖g‖²`` of their base
+        normals g (Z = g for N(0, I); Z = g/‖g‖ on the sphere)."""
+        dots = np.asarray(dots, dtype=np.float64)
+        if isinstance(self, SphereCapMechanism):
+            if sqnorms is None:
+                raise InputError("the sphere reference needs sqnorms = ||g||^2 to normalise the base variates")
+            return dots / np.sqrt(np.asarray(sqnorms, dtype=np.float64))
+        return dots
+
     def log_ratio_from_projection(self, dots, sqnorms=None) -> np.ndarray:
         """``log r_u`` from ``dots = ⟨g, u⟩`` and ``sqnorms = ‖g‖²`` of un-normalised base variates g
         (the fused REC path, :func:`ldp_rec.rec.randomness.project_block`)."""
@@ -307,10 +324,15 @@ class CapMechanism(RatioMechanism):
         return self._assemble(U, t, rng)
 
     # ---- decoder side
-    def unbias(self, v, *, p_eff=None) -> np.ndarray:
+    def unbias(self, v, *, p_eff=None, mean=None) -> np.ndarray:
         """``C v / m(p_eff)``; ``p_eff`` (scalar or one per row) is the effective cap probability a
-        finite-candidate codec achieves (references.md §3, MRC)."""
+        finite-candidate codec achieves (references.md §3, MRC). ``mean``: ``E⟨V, u⟩`` given directly
+        (a codec whose output law is not a cap law, e.g. subset selection), in place of m(p_eff)."""
         v = np.asarray(v, dtype=np.float64)
+        if mean is not None:
+            if p_eff is not None or not float(mean) > 0:
+                raise ParameterError("give either p_eff or a positive mean E<V,u>")
+            return v * (float(self.clip) / float(mean))
         m = self.m(p_eff)
         if np.ndim(m) == 0:
             return v * (float(self.clip) / m)

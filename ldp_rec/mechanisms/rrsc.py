@@ -40,35 +40,18 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import ClassVar
 
 import numpy as np
-from scipy import integrate, special, stats
+from scipy import special
 
 from .._validation import check_positive_int, check_positive_float
 from ..errors import DecodeError, ParameterError
 from ..rec import randomness
 from .base import Mechanism
+from .order_stats import expected_top_sums
 
 _CHUNK_ELEMENTS = 1 << 22  # clients are processed in blocks of about this many rotation entries
-
-
-@lru_cache(maxsize=64)
-def expected_top_sums(M: int) -> np.ndarray:
-    """``T[k−1] = E[sum of the k largest of M i.i.d. N(0,1)]`` for k = 1..M (T[M−1] = 0).
-
-    ``T_k = M ∫ x φ(x) P[Bin(M−1, Φ̄(x)) ≤ k−1] dx`` (x is among the top k iff at most k−1 of the other
-    M−1 exceed it), integrated for all k at once with adaptive ``quad_vec`` to ~1e-12."""
-    M = check_positive_int(M, "M", minimum=2)
-    ks = np.arange(M)
-
-    def f(x):
-        return M * x * stats.norm.pdf(x) * stats.binom.cdf(ks, M - 1, stats.norm.sf(x))
-
-    val, _ = integrate.quad_vec(f, -12.0, 12.0, epsabs=1e-13, epsrel=1e-12, limit=2000)
-    val[-1] = 0.0
-    return val
 
 
 def _gaussian_columns(keys, dim: int, M: int) -> np.ndarray:

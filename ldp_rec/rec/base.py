@@ -101,6 +101,20 @@ class MechanismTarget(Target):
     def bounds(self) -> tuple[float, float]:
         return self.mechanism.log_ratio_bounds()
 
+    @property
+    def projection_law(self):
+        """Law of the scores ``t = ⟨Z, u⟩`` (cap mechanisms only, else None)."""
+        return getattr(self.mechanism, "projection_law", None)
+
+    def score_block(self, start: int, count: int, clients=slice(None)) -> np.ndarray:
+        """``(n', count)`` projections ``t = ⟨Z, u⟩`` of candidates ``start … start+count−1`` for the
+        clients ``clients`` (a slice), fused with their generation (cap mechanisms on normal base variates)."""
+        score = getattr(self.mechanism, "projection_score", None)
+        if score is None or self.reference.base != "normal":
+            raise IncompatibleError(f"{self.mechanism.name} has no projection score: it is not a cap mechanism")
+        dots, sq = randomness.project_block(self.keys[clients], start, count, self.U[clients])
+        return score(dots, sq)
+
     def log_ratio_block(self, start: int, count: int) -> np.ndarray:
         fused = getattr(self.mechanism, "log_ratio_from_projection", None)
         if fused is not None and self.reference.base == "normal":
