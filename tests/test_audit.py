@@ -19,6 +19,7 @@ from ldp_rec.rec import randomness as R
 from ldp_rec.rec.base import MechanismTarget
 from ldp_rec.rec.mrc import MRC, ModifiedMRC
 from ldp_rec.rec.rejection import RejectionSampler
+from ldp_rec.rec.subset import SubsetSelection
 
 
 # --------------------------------------------------------------------------- Clopper–Pearson
@@ -101,7 +102,8 @@ def _freq_pvalue(idx, logp):
     return stats.chisquare(counts[keep], p[keep] / p[keep].sum() * idx.size).pvalue
 
 
-@pytest.mark.parametrize("sim", [MRC(bits=4), ModifiedMRC(bits=4, epsilon=2.0), RejectionSampler(tries=20)])
+@pytest.mark.parametrize("sim", [MRC(bits=4), ModifiedMRC(bits=4, epsilon=2.0), RejectionSampler(tries=20),
+                                 SubsetSelection(bits=4, epsilon=2.0)])
 def test_pmfs_match_the_encoders(sim):
     """The audit's exact pmfs are the encoders' selection laws (chi-square p > 1e-3, 40000 runs)."""
     mech = PrivUnitG(epsilon=2.0, dim=3)
@@ -110,7 +112,7 @@ def test_pmfs_match_the_encoders(sim):
     u = -z0 / np.linalg.norm(z0)  # candidate 0 outside the cap, so rejection sampling may pass it
     M, log_pmf, exact = E._pmf_function(sim, mech)
     assert exact
-    lp = log_pmf(MechanismTarget(mech, u[None, :], [key]).log_ratio_block(0, M))[0]
+    lp = log_pmf(MechanismTarget(mech, u[None, :], [key]))[0]
     assert np.exp(lp).sum() == pytest.approx(1.0, abs=1e-12)
     assert np.sum(np.exp(lp) > 1e-3) >= 3
     idx = E.run_encoder(sim, mech, u, key, 40_000, rng=5)
@@ -149,6 +151,13 @@ def test_modified_mrc_audit_stays_below_epsilon():
     res = E.run_audit(mechanism="privunitg", codec="modified-mrc", epsilon=2.0, bits=3, trials=60_000, seed=0)
     assert res["epsilon_claimed"] == 2.0
     assert res["epsilon_exact_on_pair"] <= 2.0 + 1e-9
+    assert 1.5 < res["epsilon_lower_bound"] <= 2.0
+
+
+def test_subset_audit_stays_below_epsilon_and_is_tight():
+    res = E.run_audit(mechanism="privunitg", codec="subset", epsilon=2.0, bits=4, trials=40_000, seed=0)
+    assert res["epsilon_claimed"] == 2.0
+    assert res["epsilon_exact_on_pair"] == pytest.approx(2.0, abs=1e-9)
     assert 1.5 < res["epsilon_lower_bound"] <= 2.0
 
 

@@ -96,5 +96,28 @@ def test_flower_simulation_matches_library_and_counts_faults():
     # the server's decoded aggregate equals the library's codec applied directly, bit for bit
     np.testing.assert_array_equal(captured["params"], _direct_rounds(cfg))
     # a failing node and a corrupted payload are counted, not fatal
-    rows, _ = run_flower(cfg.replace(fault="raise,corrupt:17", rounds=1))
+    # (with the engine's polling interval shortened: same messages, same result)
+    rows, _ = run_flower(cfg.replace(fault="raise,corrupt:17", rounds=1), poll_interval=0.01)
     assert rows[0]["clients_failed"] == 13 and rows[0]["clients_ok"] == 11 and rows[0]["nodes_replied"] == 2
+
+
+def test_flower_poll_interval_patches_and_restores():
+    import sys
+
+    import flwr.server.superlink.fleet.vce.vce_api as vce
+    from ldp_rec.fl.engine import flower_poll_interval
+
+    import flwr.simulation.run_simulation  # noqa: F401
+    rs = sys.modules["flwr.simulation.run_simulation"]
+    grid, extractor = rs.InMemoryGrid, vce.add_messages_to_queue
+    with flower_poll_interval(0.02):
+        assert rs.InMemoryGrid.keywords == {"pull_interval": 0.02}
+        assert vce.add_messages_to_queue is not extractor
+    assert rs.InMemoryGrid is grid and vce.add_messages_to_queue is extractor
+    with flower_poll_interval(None):
+        assert rs.InMemoryGrid is grid
+    for bad in (0.0, -1.0, float("nan"), 5.0):
+        with pytest.raises(ValueError):
+            with flower_poll_interval(bad):
+                pass
+    assert rs.InMemoryGrid is grid

@@ -41,6 +41,7 @@ from ..rec.base import MechanismTarget
 from ..rec.mrc import MRC, ModifiedMRC
 from ..rec.ppr import PPR
 from ..rec.rejection import RejectionSampler
+from ..rec.subset import SubsetSelection, subset_selection_probs
 from . import results
 
 DEFAULT_TRIALS = 200_000
@@ -77,17 +78,23 @@ def run_encoder(sim, mech: RatioMechanism, u: np.ndarray, key, trials: int, *, r
 
 
 def _pmf_function(sim, mech):
-    """(number of candidates M, log ratios (P, M) -> log pmf (P, M'), exact?)."""
+    """(number of candidates M, target -> log pmf (P, M') of its rows, exact?)."""
     hi = mech.log_ratio_bounds()[1]
+    if isinstance(sim, SubsetSelection):
+        m = sim.top_count(mech.projection_law)
+        return sim.n_candidates, lambda t: np.log(subset_selection_probs(t.score_block(0, sim.n_candidates), m,
+                                                                          sim.epsilon)), True
     if isinstance(sim, ModifiedMRC):
-        return sim.n_candidates, lambda lr: A.modified_mrc_log_pmf(lr, epsilon=sim.epsilon, log_c_max=hi), True
-    if isinstance(sim, MRC):
-        return sim.n_candidates, A.mrc_log_pmf, True
-    if isinstance(sim, RejectionSampler):
-        return sim.tries, lambda lr: A.rejection_log_pmf(lr, log_c_max=hi), True
-    if isinstance(sim, PPR):
-        return _PPR_PROXY, A.mrc_log_pmf, False
-    raise NotImplementedError(f"no audit planner for {type(sim).__name__}")
+        M, f, exact = sim.n_candidates, lambda lr: A.modified_mrc_log_pmf(lr, epsilon=sim.epsilon, log_c_max=hi), True
+    elif isinstance(sim, MRC):
+        M, f, exact = sim.n_candidates, A.mrc_log_pmf, True
+    elif isinstance(sim, RejectionSampler):
+        M, f, exact = sim.tries, lambda lr: A.rejection_log_pmf(lr, log_c_max=hi), True
+    elif isinstance(sim, PPR):
+        M, f, exact = _PPR_PROXY, A.mrc_log_pmf, False
+    else:
+        raise NotImplementedError(f"no audit planner for {type(sim).__name__}")
+    return M, lambda t: f(t.log_ratio_block(0, M)), exact
 
 
 def _unit(a: np.ndarray) -> np.ndarray:
@@ -113,8 +120,7 @@ def plan_pairs(sim, mech, *, keys, trials: int, confidence: float, rng, top: int
     found = []
     for key in keys:
         U = input_pool(mech, key, M, rng=rng)
-        lr = MechanismTarget(mech, U, np.full(U.shape[0], key, dtype=np.uint64)).log_ratio_block(0, M)
-        lp = log_pmf(lr)
+        lp = log_pmf(MechanismTarget(mech, U, np.full(U.shape[0], key, dtype=np.uint64)))
         i1, i0 = np.argmax(lp, axis=0), np.argmin(lp, axis=0)
         k = np.arange(lp.shape[1])
         pred = A.predicted_lower_bound(np.exp(lp[i1, k]), np.exp(lp[i0, k]), max(trials // 2, 1), confidence=confidence)
@@ -138,7 +144,7 @@ def exact_pair_epsilon(sim, mech, key, u1, u0) -> float | None:
     if not exact:
         return None
     U = np.stack([u1, u0])
-    lp = log_pmf(MechanismTarget(mech, U, np.full(2, key, dtype=np.uint64)).log_ratio_block(0, M))
+    lp = log_pmf(MechanismTarget(mech, U, np.full(2, key, dtype=np.uint64)))
     return A.exact_transcript_epsilon(lp[0], lp[1])
 
 

@@ -23,8 +23,10 @@ from ..fl.config import MODES, FLConfig
 from .results import write_result
 
 
-def run_flower(cfg: FLConfig, *, progress=None) -> tuple[list[dict], float]:
-    """Run one mode on Flower's simulation engine (Ray, one CPU per virtual node)."""
+def run_flower(cfg: FLConfig, *, progress=None, poll_interval: float | None = None) -> tuple[list[dict], float]:
+    """Run one mode on Flower's simulation engine (Ray, one CPU per virtual node); ``poll_interval``:
+    the engine's message polling interval in seconds (None: Flower's 0.1 s; :mod:`ldp_rec.fl.engine`)."""
+    from ..fl.engine import flower_poll_interval
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
     from flwr.simulation import run_simulation
 
@@ -38,14 +40,15 @@ def run_flower(cfg: FLConfig, *, progress=None) -> tuple[list[dict], float]:
             progress(row)
 
     t0 = time.perf_counter()
-    run_simulation(
-        server_app=build_server_app(cfg, rows, on_round),
-        client_app=client_app,
-        num_supernodes=cfg.nodes,
-        backend_config={"client_resources": {"num_cpus": 1, "num_gpus": 0.0},
-                         "init_args": {"num_cpus": max(1, min(cfg.nodes, os.cpu_count() or 1)),
-                                       "include_dashboard": False, "log_to_driver": False}},
-    )
+    with flower_poll_interval(poll_interval):
+        run_simulation(
+            server_app=build_server_app(cfg, rows, on_round),
+            client_app=client_app,
+            num_supernodes=cfg.nodes,
+            backend_config={"client_resources": {"num_cpus": 1, "num_gpus": 0.0},
+                             "init_args": {"num_cpus": max(1, min(cfg.nodes, os.cpu_count() or 1)),
+                                           "include_dashboard": False, "log_to_driver": False}},
+        )
     wall = time.perf_counter() - t0
     if len(rows) != cfg.rounds:
         raise RuntimeError(f"the simulation finished {len(rows)} of {cfg.rounds} rounds; see the Flower log above")
@@ -133,6 +136,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--partition", default=None, choices=["per_example", "iid", "dirichlet"])
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--max-epsilon", type=float, default=0.0, help="refuse a plan whose PLD epsilon exceeds this")
+    p.add_argument("--poll-interval", type=float, default=0.01,
+                   help="Flower simulation engine's message polling interval in s (Flower's own: 0.1)")
     p.add_argument("--out", default=None, help="result JSON (default: results/fl-<time>/result.json)")
     p.add_argument("--force", action="store_true")
 
@@ -182,7 +187,7 @@ def run(args) -> int:
             bar.set_postfix(acc=f"{row['accuracy']:.3f}", eps=f"{row['epsilon_total_pld']:.1f}")
             bar.update(1)
 
-        rows, wall = run_flower(cfg, progress=progress)
+        rows, wall = run_flower(cfg, progress=progress, poll_interval=args.poll_interval)
         bar.close()
         runs[mode], configs[mode], walls[mode] = rows, cfg.to_record(), wall
         summary[mode] = {**summarise(rows), "wall_seconds": wall}
@@ -194,7 +199,8 @@ def run(args) -> int:
         summary["ldp-rec"]["bits_saved_factor"] = summary["ldp"]["payload_bits_per_client"] / summary["ldp-rec"]["payload_bits_per_client"]
     title = f"{args.dataset}, eps={args.epsilon}/round, {args.mechanism}+{args.codec}, seed={args.seed}"
     png = plot_runs(runs, out.with_suffix(".png"), title)
-    result = {"config": {"command": "fl", **configs[modes[0]], "modes": modes, "configs": configs},
+    result = {"config": {"command": "fl", **configs[modes[0]], "modes": modes, "configs": configs,
+                         "engine": {"poll_interval_s": args.poll_interval}},
               "summary": summary, "runs": runs, "rounds": runs[modes[-1]], "plot": str(png)}
     write_result(out, result, force=args.force)
     print(f"\n{'mode':8s} {'acc':>6s} {'bits/user/round':>16s} {'eps/round':>9s} {'eps basic':>9s} {'eps PLD':>8s} {'s/round':>8s}")
