@@ -23,11 +23,12 @@ def test_random_access_matches_block():
     np.testing.assert_array_equal(s.block(10, 300), blk[2])
 
 
-def test_project_matches_materialised():
+@pytest.mark.parametrize("width", [64, 65, 1])
+def test_project_matches_materialised(width):
     keys = R.derive_keys(1, 1, np.arange(3))
-    xs = np.random.default_rng(0).standard_normal((3, 64))
+    xs = np.random.default_rng(0).standard_normal((3, width))
     dots, sq = R.project_block(keys, 5, 200, xs)
-    blk = R.block(keys, 5, 200, 64).astype(np.float64)
+    blk = R.block(keys, 5, 200, width).astype(np.float64)
     np.testing.assert_allclose(dots, np.einsum("cmd,cd->cm", blk, xs), rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(sq, (blk**2).sum(-1), rtol=1e-12)
 
@@ -50,6 +51,11 @@ def test_normals_distribution():
     tail = np.mean(np.abs(z) > 3.442619855899)
     p = 2 * stats.norm.sf(3.442619855899)
     assert abs(tail - p) < 5 * np.sqrt(p / z.size)
+    # the two normals of one 64-bit word (coordinates 2j, 2j+1) are independent: correlation of
+    # values, of squares and of signs, each within 4.5 standard errors
+    a, b = z.reshape(-1, 2).T
+    for f in (lambda v: v, lambda v: v * v, np.sign):
+        assert abs(np.corrcoef(f(a), f(b))[0, 1]) < 4.5 / np.sqrt(a.size)
 
 
 def test_uniforms_distribution():

@@ -4,7 +4,11 @@ Candidate ``i`` of the stream with key ``k`` is generated from its own 64-bit st
 ``s_0 = mix64(k ^ mix64(i + 1))`` by SplitMix64 steps (Steele, Lea & Flood 2014), so it is a pure
 function of ``(k, i)``: random access costs O(width) and no other candidate is touched.
 Normals use the ziggurat method (Marsaglia & Tsang 2000) with 128 layers and frozen tables
-(:mod:`._ziggurat_tables`); uniforms are ``(w >> 11 + 1/2) · 2^-53`` in the open interval (0, 1).
+(:mod:`._ziggurat_tables`). Each 64-bit output feeds two normals, one per 32-bit half: 7 bits pick
+the layer, 1 bit the sign and 24 bits the uniform of the fast path (the float32 resolution of the
+candidates; 98.8% of draws end there), while the wedge and tail tests draw further 53-bit uniforms
+(so only the fast path's abscissa is on a 2^-24 grid, relative to the layer width). Uniforms are
+``(w >> 11 + 1/2) · 2^-53`` in the open interval (0, 1).
 
 Determinism contract: the integer part is exact everywhere; the float part uses IEEE float64
 arithmetic without fast-math (no reassociation), so encoder and decoder agree bit for bit when
@@ -29,6 +33,8 @@ _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
 _M2 = np.uint64(0x94D049BB133111EB)
 _TWO_M53 = 1.0 / 9007199254740992.0
+_TWO_M24 = 1.0 / 16777216.0
+_M32 = np.uint64(0xFFFFFFFF)
 
 
 @nb.njit(inline="always", cache=True)
@@ -56,15 +62,16 @@ def _uniform53(w):
 
 
 @nb.njit(inline="always", cache=True)
-def _znorm(s, X, F, RATIO, r):
+def _zhalf(s, h, X, F, RATIO, r):
+    """One normal from a 32-bit word h (7-bit layer i, sign bit, 24-bit uniform u); the rare slow
+    paths (wedge test, base-layer tail, a rejected draw) take further 64-bit words from state s."""
+    i = np.int64(h & np.uint64(127))
+    neg = ((h >> np.uint64(7)) & np.uint64(1)) == np.uint64(1)
+    u = np.float64(h >> np.uint64(8)) * _TWO_M24
+    x = u * X[i]
+    if u < RATIO[i]:
+        return s, (-x if neg else x)
     while True:
-        s, w = _next(s)
-        i = np.int64(w & np.uint64(127))
-        neg = ((w >> np.uint64(7)) & np.uint64(1)) == np.uint64(1)
-        u = (w >> np.uint64(11)) * _TWO_M53
-        x = u * X[i]
-        if u < RATIO[i]:
-            return s, (-x if neg else x)
         if i == 0:  # base layer beyond r: Marsaglia's exact tail sampler
             while True:
                 s, a = _next(s)
@@ -79,14 +86,36 @@ def _znorm(s, X, F, RATIO, r):
         y = F[i] + _uniform53(a) * (F[i + 1] - F[i])
         if y < math.exp(-0.5 * x * x):
             return s, (-x if neg else x)
+        s, w = _next(s)  # rejected in the wedge: a fresh 32-bit draw
+        h = w & _M32
+        i = np.int64(h & np.uint64(127))
+        neg = ((h >> np.uint64(7)) & np.uint64(1)) == np.uint64(1)
+        u = np.float64(h >> np.uint64(8)) * _TWO_M24
+        x = u * X[i]
+        if u < RATIO[i]:
+            return s, (-x if neg else x)
+
+
+@nb.njit(inline="always", cache=True)
+def _znorm_pair(s, X, F, RATIO, r):
+    """Two normals from one 64-bit SplitMix64 output (its low and high 32-bit halves)."""
+    s, w = _next(s)
+    s, z0 = _zhalf(s, w & _M32, X, F, RATIO, r)
+    s, z1 = _zhalf(s, w >> np.uint64(32), X, F, RATIO, r)
+    return s, z0, z1
 
 
 @nb.njit(cache=True)
 def _fill_one_normal(key, index, out):
     s = candidate_state(key, index)
-    for j in range(out.shape[0]):
-        s, z = _znorm(s, _X, _F, _RATIO, _R)
-        out[j] = z
+    width = out.shape[0]
+    for j in range(0, width - 1, 2):
+        s, z0, z1 = _znorm_pair(s, _X, _F, _RATIO, _R)
+        out[j] = z0
+        out[j + 1] = z1
+    if width % 2:  # odd width: the last pair's second normal is discarded
+        s, z0, z1 = _znorm_pair(s, _X, _F, _RATIO, _R)
+        out[width - 1] = z0
 
 
 @nb.njit(cache=True)
@@ -143,15 +172,23 @@ def project_normal(keys, start, xs, dots, sqnorms):
         c = t // count
         m = t - c * count
         s = candidate_state(keys[c], start + m)
-        acc = 0.0
-        sq = 0.0
-        for j in range(width):
-            s, z = _znorm(s, _X, _F, _RATIO, _R)
-            g = np.float64(np.float32(z))
-            acc += g * xs[c, j]
-            sq += g * g
-        dots[c, m] = acc
-        sqnorms[c, m] = sq
+        a0 = a1 = 0.0
+        q0 = q1 = 0.0
+        for j in range(0, width - 1, 2):  # the same pairs as _fill_one_normal; two accumulators each
+            s, z0, z1 = _znorm_pair(s, _X, _F, _RATIO, _R)
+            g0 = np.float64(np.float32(z0))
+            g1 = np.float64(np.float32(z1))
+            a0 += g0 * xs[c, j]
+            a1 += g1 * xs[c, j + 1]
+            q0 += g0 * g0
+            q1 += g1 * g1
+        if width % 2:
+            s, z0, z1 = _znorm_pair(s, _X, _F, _RATIO, _R)
+            g0 = np.float64(np.float32(z0))
+            a0 += g0 * xs[c, width - 1]
+            q0 += g0 * g0
+        dots[c, m] = a0 + a1
+        sqnorms[c, m] = q0 + q1
 
 
 @nb.njit(cache=True)
