@@ -44,6 +44,10 @@ CODECS = {
 }
 
 
+# codecs over N = 2^bits shared candidates (bits default to the same value for simulator and index code)
+FIXED_CANDIDATE_CODECS = ("mrc", "modified-mrc", "orc", "subset")
+
+
 def _load(spec: str):
     module, cls = spec.split(":")
     return getattr(importlib.import_module(module), cls)
@@ -158,7 +162,7 @@ def make_codec(mechanism, codec: str, *, epsilon: float | None = None, dim: int 
             f"(privunit2, privunitg, duchi); {mech.name} is not one")
     if top is not None and codec != "subset":
         raise ParameterError("top (the favoured-set size m) applies to codec 'subset' only")
-    if bits is None and codec in ("mrc", "modified-mrc", "orc", "subset"):  # one default for simulator and index code
+    if bits is None and codec in FIXED_CANDIDATE_CODECS:  # one default for simulator and index code
         from ..rec import mrc
 
         bits = mrc.mrc_bits((band_epsilon or mech.epsilon) / (repetitions * blocks))

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..codec.registry import FIXED_CANDIDATE_CODECS
 from ..fl.config import MODES, FLConfig
 from .results import write_result
 
@@ -191,7 +192,7 @@ def run(args) -> int:
         bar.close()
         runs[mode], configs[mode], walls[mode] = rows, cfg.to_record(), wall
         summary[mode] = {**summarise(rows), "wall_seconds": wall}
-    if "ldp" in summary and "ldp-rec" in summary and config_from_args(args, "ldp-rec").codec_name in ("mrc", "modified-mrc", "orc"):
+    if "ldp" in summary and "ldp-rec" in summary and config_from_args(args, "ldp-rec").codec_name in FIXED_CANDIDATE_CODECS:
         raw = raw_candidate_draw_seconds(config_from_args(args, "ldp-rec"))
         t_ldp, t_rec = summary["ldp"]["median_round_seconds"], summary["ldp-rec"]["median_round_seconds"]
         summary["ldp-rec"]["raw_candidate_draw_seconds"] = raw

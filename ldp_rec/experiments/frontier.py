@@ -154,6 +154,14 @@ def _plt():
     return plt
 
 
+def _styles(plt, n: int):
+    """n distinct (colour, marker, line style) triples: tab20 colours, cycling markers and dashes."""
+    colours = plt.cm.tab20(np.linspace(0, 1, 20))
+    markers, dashes = "os^vDP*Xph", ["-", "--", "-.", ":"]
+    return [dict(color=colours[(7 * i) % 20], marker=markers[i % len(markers)], linestyle=dashes[(i // 5) % 4])
+            for i in range(n)]
+
+
 def _finish_mse_plot(plt, fig, ax, path, xlabel: str, title: str) -> Path:
     """Log-MSE axis, labels, grid and legend; save and close."""
     ax.set_yscale("log")
@@ -174,12 +182,12 @@ def plot_mse_vs_eps(rows, path, *, bits: int, methods=None, title: str | None = 
     rows = [r for r in rows if math.isfinite(float(r["mse"]))]
     names = methods or sorted({r["method"] for r in rows})
     fig, ax = plt.subplots(figsize=(7, 5))
-    for name in names:
+    for name, style in zip(names, _styles(plt, len(names))):
         pts = sorted((float(r["epsilon"]), float(r["mse"])) for r in rows
                      if r["method"] == name and (int(float(r["bits"])) == bits or float(r["bits"]) > 64))
         if pts:
             x, y = zip(*pts)
-            ax.plot(x, y, marker="o", label=name)
+            ax.plot(x, y, label=name, ms=4, **style)
     return _finish_mse_plot(plt, fig, ax, path, "transcript ε", title or f"DME: MSE vs ε at {bits} bits")
 
 
@@ -192,11 +200,11 @@ def plot_mse_vs_bits(rows, path, *, epsilon: float, methods=None, title: str | N
             and float(r["bits"]) <= 64 and math.isfinite(float(r["mse"]))]
     names = methods or sorted({r["method"] for r in rows})
     fig, ax = plt.subplots(figsize=(7, 5))
-    for name in names:
+    for name, style in zip(names, _styles(plt, len(names))):
         pts = sorted((float(r["bits"]), float(r["mse"])) for r in rows if r["method"] == name)
         if pts:
             x, y = zip(*pts)
-            ax.plot(x, y, marker="o", label=name)
+            ax.plot(x, y, label=name, ms=4, **style)
     for label, v in (uncompressed or {}).items():
         ax.axhline(v, linestyle="--", color="k", lw=1)
         ax.text(ax.get_xlim()[0], v, f" {label}", va="bottom", fontsize=7)

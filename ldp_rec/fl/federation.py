@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..codec.registry import make_codec, make_mechanism
+from ..codec.registry import FIXED_CANDIDATE_CODECS, make_codec, make_mechanism
 from ..data.partition import Partition, partition
 from ..errors import ParameterError
 from ..privacy.accountant import BasicAccountant, PLDAccountant, plan_epsilon
@@ -85,7 +85,7 @@ def default_bits(cfg: FLConfig) -> int | None:
     """Index bits of MRC-type codecs: ⌈ε·log2 e⌉ + 4 unless configured."""
     if cfg.bits:
         return int(cfg.bits)
-    if cfg.codec in ("mrc", "modified-mrc", "orc"):
+    if cfg.codec in FIXED_CANDIDATE_CODECS:
         return int(np.ceil(cfg.epsilon * np.log2(np.e))) + 4
     return None
 
