@@ -67,7 +67,7 @@ def _zhalf(s, h, X, F, RATIO, r):
     paths (wedge test, base-layer tail, a rejected draw) take further 64-bit words from state s."""
     i = np.int64(h & np.uint64(127))
     neg = ((h >> np.uint64(7)) & np.uint64(1)) == np.uint64(1)
-    u = np.float64(h >> np.uint64(8)) * _TWO_M24
+    u = np.float64(np.int64(h >> np.uint64(8))) * _TWO_M24
     x = u * X[i]
     if u < RATIO[i]:
         return s, (-x if neg else x)
@@ -90,19 +90,36 @@ def _zhalf(s, h, X, F, RATIO, r):
         h = w & _M32
         i = np.int64(h & np.uint64(127))
         neg = ((h >> np.uint64(7)) & np.uint64(1)) == np.uint64(1)
-        u = np.float64(h >> np.uint64(8)) * _TWO_M24
+        u = np.float64(np.int64(h >> np.uint64(8))) * _TWO_M24
         x = u * X[i]
         if u < RATIO[i]:
             return s, (-x if neg else x)
 
 
-@nb.njit(inline="always", cache=True)
-def _znorm_pair(s, X, F, RATIO, r):
-    """Two normals from one 64-bit SplitMix64 output (its low and high 32-bit halves)."""
-    s, w = _next(s)
+@nb.njit(inline="never", cache=True)
+def _znorm_pair_slow(s, w, X, F, RATIO, r):
+    """Both halves of w through the full ziggurat (taken when either half misses the fast path)."""
     s, z0 = _zhalf(s, w & _M32, X, F, RATIO, r)
     s, z1 = _zhalf(s, w >> np.uint64(32), X, F, RATIO, r)
     return s, z0, z1
+
+
+@nb.njit(inline="always", cache=True)
+def _znorm_pair(s, X, F, RATIO, r):
+    """Two normals from one 64-bit SplitMix64 output (its low and high 32-bit halves): the fast path
+    of both halves inline, the rest (2.4% of pairs) in :func:`_znorm_pair_slow`, same values."""
+    s, w = _next(s)
+    h0 = w & _M32
+    h1 = w >> np.uint64(32)
+    i0 = np.int64(h0 & np.uint64(127))
+    i1 = np.int64(h1 & np.uint64(127))
+    u0 = np.float64(np.int64(h0 >> np.uint64(8))) * _TWO_M24
+    u1 = np.float64(np.int64(h1 >> np.uint64(8))) * _TWO_M24
+    if (u0 < RATIO[i0]) & (u1 < RATIO[i1]):
+        sg0 = 1.0 - 2.0 * np.float64(np.int64((h0 >> np.uint64(7)) & np.uint64(1)))
+        sg1 = 1.0 - 2.0 * np.float64(np.int64((h1 >> np.uint64(7)) & np.uint64(1)))
+        return s, sg0 * (u0 * X[i0]), sg1 * (u1 * X[i1])
+    return _znorm_pair_slow(s, w, X, F, RATIO, r)
 
 
 @nb.njit(cache=True)
