@@ -121,3 +121,36 @@ def test_flower_poll_interval_patches_and_restores():
             with flower_poll_interval(bad):
                 pass
     assert rs.InMemoryGrid is grid
+
+
+def test_extractor_sweeps_only_on_change_and_delivers_everything():
+    import queue
+    import threading
+    import time as _time
+
+    from ldp_rec.fl.engine import _extractor, _store_signature
+
+    class FakeState:
+        def __init__(self):
+            self.message_ins_store = {}
+            self.calls = 0
+
+        def get_message_ins(self, node_id, limit):
+            self.calls += 1
+            out = [k for k, v in self.message_ins_store.items() if v == (node_id, False)][:limit]
+            for k in out:
+                self.message_ins_store[k] = (node_id, True)
+            return out
+
+    st, q, stop = FakeState(), queue.Queue(), threading.Event()
+    assert _store_signature(st) == (0, None) and _store_signature(object()) is None
+    th = threading.Thread(target=_extractor(0.002), args=(st, q, {1: 0, 2: 1}, stop))
+    th.start()
+    _time.sleep(0.05)
+    idle_calls = st.calls
+    assert idle_calls <= 2 * 2  # one sweep (2 nodes) at start, maybe one 0.1 s refresh: no sweep per poll
+    st.message_ins_store.update({"a": (1, False), "b": (2, False)})
+    got = [q.get(timeout=1.0), q.get(timeout=1.0)]
+    stop.set()
+    th.join()
+    assert sorted(got) == ["a", "b"]

@@ -20,19 +20,42 @@ import importlib
 import logging
 import math
 import sys
+import time
 
 log = logging.getLogger("ldp_rec.fl")
 
 FLOWER_DEFAULT_POLL_S = 0.1
 
 
+def _store_signature(state):
+    """A cheap signature of the stored instructions: (count, id of the newest), or None if unknown.
+    Every new instruction changes it (ids are fresh and the store keeps insertion order)."""
+    store = getattr(state, "message_ins_store", None)
+    if not isinstance(store, dict):
+        return None
+    try:
+        return len(store), next(reversed(store), None)
+    except RuntimeError:  # changed while read: treat as changed
+        return None
+
+
 def _extractor(interval: float):
     def add_messages_to_queue(state, queue, nodes_mapping, f_stop) -> None:
-        """Flower's extractor loop (put each node's pending instruction on the queue), every ``interval`` s."""
+        """Flower's extractor loop (put each node's pending instruction on the queue), every ``interval`` s.
+
+        Flower's ``get_message_ins`` scans every stored instruction for each node, so sweeping all nodes
+        every 10 ms costs CPU that the clients need. A sweep is skipped while the store's signature
+        (:func:`_store_signature`) is unchanged since the last sweep; a full sweep still runs at least
+        every 0.1 s (Flower's own interval), and always when the signature is unknown."""
+        last, last_sweep = None, -math.inf
         while not f_stop.is_set():
-            for node_id in nodes_mapping.keys():
-                for msg in state.get_message_ins(node_id=node_id, limit=1):
-                    queue.put(msg)
+            now = time.monotonic()
+            sig = _store_signature(state)
+            if sig is None or sig != last or now - last_sweep >= FLOWER_DEFAULT_POLL_S:
+                for node_id in nodes_mapping.keys():
+                    for msg in state.get_message_ins(node_id=node_id, limit=1):
+                        queue.put(msg)
+                last, last_sweep = sig, now
             f_stop.wait(interval)
 
     return add_messages_to_queue
