@@ -1,6 +1,6 @@
 """Cohorts against one Flower node per user: the same 100 users, the same work.
 
-    python simulations/bench_cohort.py [--users 100] [--rounds 5] [--mode ldp-rec] [--poll 0.1,0.01]
+    python simulations/bench_cohort.py [--users 100] [--rounds 5] [--mode ldp-rec] [--poll 0.1,0.01] [--out F]
 
 Runs ``--mode`` on digits with ``--users`` users (IID partition) hosted (a) by 2 Flower nodes
 (cohorts of 50) and (b) by one Flower node per user, on Flower's simulation engine, for each
@@ -18,6 +18,7 @@ import json
 import numpy as np
 
 from ldp_rec.experiments.fl import run_flower
+from ldp_rec.experiments.results import write_result
 from ldp_rec.fl.config import FLConfig
 
 
@@ -38,6 +39,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--mode", default="ldp-rec", choices=["none", "ldp", "ldp-rec"])
     ap.add_argument("--poll", default="0.1,0.01", help="comma-separated engine polling intervals (s)")
+    ap.add_argument("--out", default=None, help="also write the result (with config, versions, commit) here")
     args = ap.parse_args(argv)
     base = FLConfig(dataset="digits", partition="iid", clients=args.users, rounds=args.rounds, mode=args.mode)
     out = {"mode": args.mode, "users": args.users, "rounds": args.rounds, "by_poll_interval": {}}
@@ -46,6 +48,8 @@ def main(argv=None) -> dict:
         res["speedup_per_user"] = res["node-per-user"]["seconds_per_user"] / res["cohorts"]["seconds_per_user"]
         out["by_poll_interval"][str(poll)] = res
     print(json.dumps(out, indent=2))
+    if args.out:
+        write_result(args.out, {"config": {"script": "bench_cohort", **vars(args)}, **out}, force=True)
     return out
 
 
