@@ -62,16 +62,22 @@ def _uniform53(w):
 
 
 @nb.njit(inline="always", cache=True)
-def _zhalf(s, h, X, F, RATIO, r):
-    """One normal from a 32-bit word h (7-bit layer i, sign bit, 24-bit uniform u); the rare slow
-    paths (wedge test, base-layer tail, a rejected draw) take further 64-bit words from state s."""
+def _split32(h, X):
+    """A 32-bit word h as the ziggurat's fast-path draw: (layer i, sign ±1, 24-bit uniform u, x = u·X[i])."""
     i = np.int64(h & np.uint64(127))
-    neg = ((h >> np.uint64(7)) & np.uint64(1)) == np.uint64(1)
+    sign = 1.0 - 2.0 * np.float64(np.int64((h >> np.uint64(7)) & np.uint64(1)))
     u = np.float64(np.int64(h >> np.uint64(8))) * _TWO_M24
-    x = u * X[i]
-    if u < RATIO[i]:
-        return s, (-x if neg else x)
+    return i, sign, u, u * X[i]
+
+
+@nb.njit(inline="always", cache=True)
+def _zhalf(s, h, X, F, RATIO, r):
+    """One normal from a 32-bit word h (:func:`_split32`); the rare slow paths (wedge test, base-layer
+    tail, a draw rejected in the wedge) take further 64-bit words from state s."""
     while True:
+        i, sign, u, x = _split32(h, X)
+        if u < RATIO[i]:
+            return s, sign * x
         if i == 0:  # base layer beyond r: Marsaglia's exact tail sampler
             while True:
                 s, a = _next(s)
@@ -80,20 +86,13 @@ def _zhalf(s, h, X, F, RATIO, r):
                 yy = -math.log(_uniform53(b))
                 if yy + yy >= xx * xx:
                     break
-            x = r + xx
-            return s, (-x if neg else x)
+            return s, sign * (r + xx)
         s, a = _next(s)
         y = F[i] + _uniform53(a) * (F[i + 1] - F[i])
         if y < math.exp(-0.5 * x * x):
-            return s, (-x if neg else x)
+            return s, sign * x
         s, w = _next(s)  # rejected in the wedge: a fresh 32-bit draw
         h = w & _M32
-        i = np.int64(h & np.uint64(127))
-        neg = ((h >> np.uint64(7)) & np.uint64(1)) == np.uint64(1)
-        u = np.float64(np.int64(h >> np.uint64(8))) * _TWO_M24
-        x = u * X[i]
-        if u < RATIO[i]:
-            return s, (-x if neg else x)
 
 
 @nb.njit(inline="never", cache=True)
@@ -109,16 +108,10 @@ def _znorm_pair(s, X, F, RATIO, r):
     """Two normals from one 64-bit SplitMix64 output (its low and high 32-bit halves): the fast path
     of both halves inline, the rest (2.4% of pairs) in :func:`_znorm_pair_slow`, same values."""
     s, w = _next(s)
-    h0 = w & _M32
-    h1 = w >> np.uint64(32)
-    i0 = np.int64(h0 & np.uint64(127))
-    i1 = np.int64(h1 & np.uint64(127))
-    u0 = np.float64(np.int64(h0 >> np.uint64(8))) * _TWO_M24
-    u1 = np.float64(np.int64(h1 >> np.uint64(8))) * _TWO_M24
+    i0, sg0, u0, x0 = _split32(w & _M32, X)
+    i1, sg1, u1, x1 = _split32(w >> np.uint64(32), X)
     if (u0 < RATIO[i0]) & (u1 < RATIO[i1]):
-        sg0 = 1.0 - 2.0 * np.float64(np.int64((h0 >> np.uint64(7)) & np.uint64(1)))
-        sg1 = 1.0 - 2.0 * np.float64(np.int64((h1 >> np.uint64(7)) & np.uint64(1)))
-        return s, sg0 * (u0 * X[i0]), sg1 * (u1 * X[i1])
+        return s, sg0 * x0, sg1 * x1
     return _znorm_pair_slow(s, w, X, F, RATIO, r)
 
 
