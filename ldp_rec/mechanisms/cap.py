@@ -242,23 +242,6 @@ class CapMechanism(RatioMechanism):
     def _cap_indicator(self, dots, sqnorms):
         return np.asarray(dots, dtype=np.float64) >= self._gamma
 
-    @property
-    def projection_law(self):
-        """Law of ``t = ⟨Z, u⟩`` under the reference (:class:`ldp_rec.rec.subset.ProjectionLaw`)."""
-        from ..rec.subset import ProjectionLaw
-
-        return ProjectionLaw("sphere" if isinstance(self, SphereCapMechanism) else "normal", int(self.dim))
-
-    def projection_score(self, dots, sqnorms=None) -> np.ndarray:
-        """``t = ⟨Z, u⟩`` of the candidates from ``dots = ⟨g, u⟩`` and ``sqnorms = ‖g‖²`` of their base
-        normals g (Z = g for N(0, I); Z = g/‖g‖ on the sphere)."""
-        dots = np.asarray(dots, dtype=np.float64)
-        if isinstance(self, SphereCapMechanism):
-            if sqnorms is None:
-                raise InputError("the sphere reference needs sqnorms = ||g||^2 to normalise the base variates")
-            return dots / np.sqrt(np.asarray(sqnorms, dtype=np.float64))
-        return dots
-
     def log_ratio_from_projection(self, dots, sqnorms=None) -> np.ndarray:
         """``log r_u`` from ``dots = ⟨g, u⟩`` and ``sqnorms = ‖g‖²`` of un-normalised base variates g
         (the fused REC path, :func:`ldp_rec.rec.randomness.project_block`)."""
@@ -389,6 +372,19 @@ class SphereCapMechanism(CapMechanism):
 
     def _second_moment(self) -> float:
         return 1.0
+
+    @property
+    def projection_law(self):
+        """Law of ``t = ⟨Z, u⟩`` for Z uniform on the sphere (:class:`ldp_rec.rec.subset.ProjectionLaw`)."""
+        from ..rec.subset import ProjectionLaw
+
+        return ProjectionLaw("sphere", int(self.dim))
+
+    def projection_score(self, dots, sqnorms=None) -> np.ndarray:
+        """``t = ⟨g, u⟩/‖g‖`` of the candidates Z = g/‖g‖ from their base normals' ``dots`` and ``sqnorms``."""
+        if sqnorms is None:
+            raise InputError("the sphere reference needs sqnorms = ||g||^2 to normalise the base variates")
+        return np.asarray(dots, dtype=np.float64) / np.sqrt(np.asarray(sqnorms, dtype=np.float64))
 
     def _cap_indicator(self, dots, sqnorms):
         """t = dots/√sqnorms ≥ γ, evaluated as ``dots ≥ γ √sqnorms`` (no division; γ = 0: ``dots ≥ 0``)."""

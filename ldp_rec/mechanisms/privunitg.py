@@ -123,6 +123,17 @@ class PrivUnitG(CapMechanism):
         g += (t - np.einsum("nd,nd->n", g, u))[:, None] * u
         return g
 
+    @property
+    def projection_law(self):
+        """Law of ``t = ⟨Z, u⟩ ~ N(0, 1)`` for Z ~ N(0, I_d) (:class:`ldp_rec.rec.subset.ProjectionLaw`)."""
+        from ..rec.subset import ProjectionLaw
+
+        return ProjectionLaw("normal", int(self.dim))
+
+    def projection_score(self, dots, sqnorms=None) -> np.ndarray:
+        """``t = ⟨Z, u⟩`` of the candidates Z = g (their base normals): the ``dots`` themselves."""
+        return np.asarray(dots, dtype=np.float64)
+
     def _second_moment(self) -> float:
         """E‖V‖² = (d − 1) + E W² = d + γ m."""
         return int(self.dim) + self._gamma * self.m()
