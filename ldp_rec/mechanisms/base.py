@@ -97,6 +97,26 @@ class SphereReference(Reference):
         return base / np.linalg.norm(base, axis=-1, keepdims=True)
 
 
+def round_to_sphere(X: np.ndarray, clip: float, rng: np.random.Generator) -> np.ndarray:
+    """Clip rows of ``X`` (n, d) to L2 norm C, then round them unbiasedly onto the unit sphere.
+
+    With ``r = min(‖x‖, C)/C``, output ``u = +x/‖x‖`` with probability ``(1 + r)/2`` and ``−x/‖x‖``
+    otherwise (x = 0: a uniform random direction), so ``E[u] = clip(x)/C``: the rounding step of
+    Duchi, Jordan & Wainwright (2013, Sec. 4.2.3; JASA 2018 Sec. 4.2). Norms are overflow-safe."""
+    n, d = X.shape
+    scale = np.max(np.abs(X), axis=1)
+    safe = np.where(scale > 0, scale, 1.0)
+    norms = scale * np.linalg.norm(X / safe[:, None], axis=1)
+    zero = norms == 0
+    direction = X / np.where(zero, 1.0, norms)[:, None]
+    if np.any(zero):
+        g = rng.standard_normal((int(zero.sum()), d))
+        direction[zero] = g / np.linalg.norm(g, axis=1, keepdims=True)
+    r = np.minimum(norms / float(clip), 1.0)
+    sign = np.where(rng.random(n) < 0.5 * (1.0 + r), 1.0, -1.0)
+    return sign[:, None] * direction
+
+
 class Mechanism(abc.ABC):
     """An LDP randomiser for vectors of dimension ``dim`` (subclasses are frozen dataclasses).
 

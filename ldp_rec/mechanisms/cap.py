@@ -40,7 +40,7 @@ from scipy import special
 
 from .._validation import check_positive_int, check_probability, check_positive_float
 from ..errors import InputError, ParameterError
-from .base import RatioMechanism, SphereReference
+from .base import RatioMechanism, SphereReference, round_to_sphere
 
 _SPREAD_SLACK = 1e-9  # rounding allowance in the privacy-constraint check of explicit overrides
 
@@ -276,20 +276,8 @@ class CapMechanism(RatioMechanism):
         otherwise (x = 0: a uniform random direction), so ``E[u] = clip(x)/C`` and
         ``E[C V/m] = C E[u] = clip(x)``. This is the rounding step of Duchi, Jordan & Wainwright
         (2013, Sec. 4.2.3; JASA 2018 Sec. 4.2), used here for every cap mechanism."""
-        rng = np.random.default_rng(rng)
         X, _ = self.check_input(x)
-        n = X.shape[0]
-        scale = np.max(np.abs(X), axis=1)  # overflow-safe norm
-        safe = np.where(scale > 0, scale, 1.0)
-        norms = scale * np.linalg.norm(X / safe[:, None], axis=1)
-        zero = norms == 0
-        direction = X / np.where(zero, 1.0, norms)[:, None]
-        if np.any(zero):
-            g = rng.standard_normal((int(zero.sum()), self.dim))
-            direction[zero] = g / np.linalg.norm(g, axis=1, keepdims=True)
-        r = np.minimum(norms / float(self.clip), 1.0)
-        sign = np.where(rng.random(n) < 0.5 * (1.0 + r), 1.0, -1.0)
-        return sign[:, None] * direction
+        return round_to_sphere(X, self.clip, np.random.default_rng(rng))
 
     def _check_unit(self, u) -> np.ndarray:
         U, _ = self.check_input(u)

@@ -48,7 +48,7 @@ from scipy import special
 from .._validation import check_positive_int, check_positive_float
 from ..errors import DecodeError, ParameterError
 from ..rec import randomness
-from .base import Mechanism
+from .base import Mechanism, round_to_sphere
 from .order_stats import expected_top_sums
 
 _CHUNK_ELEMENTS = 1 << 22  # clients are processed in blocks of about this many rotation entries
@@ -139,9 +139,9 @@ class RRSC(Mechanism):
     @property
     def selection_probabilities(self) -> tuple[float, float]:
         """``(e^ε, 1)/(k e^ε + M − k)``: for a top-k codeword and for any other."""
-        e = math.exp(-float(self.epsilon))
-        z = self._k + (self.M - self._k) * e
-        return 1.0 / z, e / z
+        from ..rec.subset import selection_probabilities
+
+        return selection_probabilities(self.M, self._k, float(self.epsilon))
 
     @property
     def message_bits(self) -> int:
@@ -151,16 +151,8 @@ class RRSC(Mechanism):
     def prepare(self, x, *, rng=None) -> np.ndarray:
         """Clip to L2 norm C and round unbiasedly onto the unit sphere: ``±x/‖x‖`` with probabilities
         ``(1 ± min(‖x‖, C)/C)/2`` (a random direction for x = 0), so E[u] = clip(x)/C."""
-        rng = np.random.default_rng(rng)
         X, _ = self.check_input(x)
-        norms = np.linalg.norm(X, axis=1)
-        zero = norms == 0
-        direction = X / np.where(zero, 1.0, norms)[:, None]
-        if np.any(zero):
-            g = rng.standard_normal((int(zero.sum()), int(self.dim)))
-            direction[zero] = g / np.linalg.norm(g, axis=1, keepdims=True)
-        r = np.minimum(norms / float(self.clip), 1.0)
-        return np.where(rng.random(X.shape[0]) < 0.5 * (1.0 + r), 1.0, -1.0)[:, None] * direction
+        return round_to_sphere(X, self.clip, np.random.default_rng(rng))
 
     def _keys(self, n: int, keys) -> np.ndarray:
         if keys is None:
@@ -186,10 +178,9 @@ class RRSC(Mechanism):
 
     def selection_log_probs(self, u, keys) -> np.ndarray:
         """Exact ``log P[J = j | u, U]`` for every j: ``(n, M)`` (privacy audit)."""
-        y = self.scores(u, keys)
-        rank = np.argsort(np.argsort(-y, axis=1), axis=1)
-        hi, lo = self.selection_probabilities
-        return np.where(rank < self._k, math.log(hi), math.log(lo))
+        from ..rec.subset import subset_selection_probs
+
+        return np.log(subset_selection_probs(self.scores(u, keys), self._k, float(self.epsilon)))
 
     def encode(self, x, *, rng=None, keys=None) -> np.ndarray:
         """Indices J ``(n,)`` int64 in [0, M): b bits each. ``keys`` (one uint64 per client) key the
