@@ -63,6 +63,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--serverapp-isolation", default="subprocess", choices=["subprocess", "process"],
                    help="'process': a separate flower-superexec runs the ServerApp, as in docker/compose.yml")
     p.add_argument("--timeout", type=float, default=240.0, help="seconds for the whole run")
+    p.add_argument("--node-policy", default="", metavar="FILE|JSON",
+                   help="the SuperNodes' own privacy policy (ldp_rec.fl.policy; default: refuse mode 'none', "
+                        "seeded coins and epsilon > 10 per participation)")
     p.add_argument("--workdir", default=None, help="logs, staged app, Flower homes (default: a temp folder)")
     p.add_argument("--out", default=None, help="result JSON (default: <workdir>/result.json)")
     p.add_argument("--force", action="store_true", help="overwrite --out")
@@ -99,7 +102,7 @@ def main(argv=None) -> int:
         return 0
     cfg = config_from_args(args)
     settings = deploy.LoopbackSettings(supernodes=args.supernodes, timeout=args.timeout,
-                                       serverapp_isolation=args.serverapp_isolation)
+                                       serverapp_isolation=args.serverapp_isolation, node_policy=args.node_policy)
     signal.signal(signal.SIGTERM, _terminate)
     become_subreaper()  # orphaned SuperExec/app processes come back to us and get stopped
     t0 = time.perf_counter()

@@ -37,11 +37,12 @@ def test_decode_equals_candidate_unbiased():
     X = np.tile(_unit(8), (5, 1))
     payloads = cod.encode(X, run_seed=1, round=2, clients=np.arange(5), rng=1)
     est = cod.decode(payloads, run_seed=1, round=2, clients=np.arange(5)).estimates
+    from ldp_rec.codec.core import binding_keys
     from ldp_rec.rec import randomness
 
     keys = randomness.derive_keys(1, 2, np.arange(5), 0)
     idx = [cod.index_code.decode_many(wire.unpack(p, binding=int(b)).body, 1)[0] - 1
-           for p, b in zip(payloads, randomness.derive_keys(1, 2, np.arange(5), 0, domain="payload"))]
+           for p, b in zip(payloads, binding_keys(1, 2, np.arange(5), cod.fingerprint))]
     z = randomness.gather(keys, idx, 8).astype(np.float64)
     mech = cod._mechs[0]
     np.testing.assert_allclose(est, mech.unbias(z, p_eff=cod._unbias_kw[0]["p_eff"]))

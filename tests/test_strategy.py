@@ -16,7 +16,8 @@ class FakeReply:
     def __init__(self, node, payloads=None, error=None):
         self.metadata = SimpleNamespace(src_node_id=node)
         self.error = SimpleNamespace(reason=error)
-        self.content = {"payloads": pack_payloads(payloads)} if payloads is not None else {}
+        self.content = ({"payloads": pack_payloads(payloads), "coins": {"private-coins": "os-entropy"}}
+                        if payloads is not None else {})
 
     def has_error(self):
         return self.error.reason is not None

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+import hashlib
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -44,9 +46,11 @@ class DecodeResult:
         return int((~self.ok).sum())
 
 
-def binding_keys(run_seed: int, round: int, clients) -> np.ndarray:
-    """Payload binding keys (see :mod:`.wire`)."""
-    return randomness.derive_keys(run_seed, round, clients, 0, domain="payload")
+def binding_keys(run_seed: int, round: int, clients, fingerprint: str = "") -> np.ndarray:
+    """Payload binding keys (see :mod:`.wire`): public coordinates and the codec's configuration
+    fingerprint, so a payload made with another mechanism, ε, index length or chunking fails the
+    tag check instead of decoding silently into a wrongly scaled estimate."""
+    return randomness.derive_keys(run_seed, round, clients, 0, domain=f"payload/{fingerprint}")
 
 
 def _check_clients(clients, n: int) -> np.ndarray:
@@ -79,23 +83,44 @@ class Codec(abc.ABC):
     def transcript_event(self) -> PrivacyEvent:
         """Privacy event of one client's transcript (seed + payload) in one round."""
 
+    def _describe(self) -> tuple:
+        """What both ends must agree on, as reprs of frozen parameter objects (subclasses extend)."""
+        return (type(self).__name__, self.codec_id, self.dim)
+
+    @property
+    def fingerprint(self) -> str:
+        """Hex BLAKE2b-64 digest of :meth:`_describe`: bound into every payload's tag."""
+        text = repr(self._describe())
+        if " at 0x" in text:  # a repr with a memory address would differ between the two ends
+            raise ParameterError(f"codec description is not deterministic: {text}")
+        return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
+
+    def output_norm_bound(self) -> float:
+        """L2 bound on an honest decoded estimate (exceeded with probability < 1e-12); ``inf``
+        when the decoded value is the server's own draw and so bounded by construction."""
+        return math.inf
+
     def encode(self, X, *, run_seed: int, round: int, clients, rng=None) -> list[bytes]:
         """One payload per row of ``X`` (n, d); ``clients`` are the public client ids."""
         X, _ = as_batch(X, self.dim)
         clients = _check_clients(clients, X.shape[0])
         rng = np.random.default_rng(rng)
         bodies, nbits, chunks = self._encode_bodies(X, run_seed=run_seed, round=round, clients=clients, rng=rng)
-        binds = binding_keys(run_seed, round, clients)
+        binds = binding_keys(run_seed, round, clients, self.fingerprint)
         return [
             wire.pack(wire.Frame(self.codec_id, chunks, int(nb), body), binding=int(b))
             for body, nb, b in zip(bodies, nbits, binds)
         ]
 
     def decode(self, payloads, *, run_seed: int, round: int, clients) -> DecodeResult:
-        """Decode a batch; a bad payload fails its own row only (never the batch)."""
+        """Decode a batch; a bad payload fails its own row only (never the batch).
+
+        A row also fails when its estimate is non-finite or longer than :meth:`output_norm_bound`
+        (what an honest client exceeds with probability < 1e-12), so a malicious node sending
+        float estimates cannot move the mean arbitrarily far or poison the model with NaN."""
         payloads = list(payloads)
         clients = _check_clients(clients, len(payloads))
-        binds = binding_keys(run_seed, round, clients)
+        binds = binding_keys(run_seed, round, clients, self.fingerprint)
         frames, errors = [], [None] * len(payloads)
         for i, (p, b) in enumerate(zip(payloads, binds)):
             try:
@@ -118,7 +143,21 @@ class Codec(abc.ABC):
                         ok[i] = False
                         errors[i] = str(exc)
                         est[i] = 0.0
+        self._reject_out_of_range(est, ok, errors)
         return DecodeResult(est, ok, errors)
+
+    def _reject_out_of_range(self, est: np.ndarray, ok: np.ndarray, errors: list) -> None:
+        bound = self.output_norm_bound()
+        finite = np.isfinite(est).all(axis=1)
+        norms = np.full(len(est), np.inf)
+        if finite.any():
+            norms[finite] = np.linalg.norm(est[finite], axis=1)
+        bad = ok & ~(norms <= bound * (1 + 1e-6))  # float32 transport: relative slack 1e-6
+        for i in np.flatnonzero(bad):
+            ok[i] = False
+            errors[i] = (f"estimate outside the mechanism's output range (norm {norms[i]:.4g} > bound {bound:.4g})"
+                         if finite[i] else "estimate holds NaN or Inf")
+        est[bad] = 0.0
 
     def payload_bits(self, payload: bytes) -> int:
         """Information bits of a payload (what the literature counts), excluding the header."""
@@ -135,10 +174,13 @@ def _guarantee_event(mech: Mechanism | None) -> PrivacyEvent:
 @dataclass
 class FloatCodec(Codec):
     """Uncompressed: the mechanism's unbiased estimate as float32 (``mechanism=None``: the raw
-    vector, non-private). Transcript = the mechanism's own guarantee."""
+    vector, non-private, clipped by the caller to ``norm_bound`` when given). Transcript = the
+    mechanism's own guarantee. The server rejects an estimate beyond the mechanism's
+    :meth:`~ldp_rec.mechanisms.base.Mechanism.output_norm_bound`."""
 
     mechanism: Mechanism | None
     dim: int
+    norm_bound: float | None = None
     name: str = field(default="none", init=False)
     codec_id: int = field(default=0, init=False)
 
@@ -146,9 +188,21 @@ class FloatCodec(Codec):
         check_positive_int(self.dim, "dim")
         if self.mechanism is not None and self.mechanism.dim != self.dim:
             raise ParameterError(f"mechanism dim {self.mechanism.dim} != codec dim {self.dim}")
+        if self.mechanism is not None and self.norm_bound is not None:
+            raise ParameterError("norm_bound is for the non-private codec; a mechanism states its own")
+        if self.norm_bound is not None and not self.norm_bound > 0:
+            raise ParameterError(f"norm_bound must be > 0, got {self.norm_bound!r}")
 
     def transcript_event(self) -> PrivacyEvent:
         return _guarantee_event(self.mechanism)
+
+    def _describe(self) -> tuple:
+        return (*super()._describe(), repr(self.mechanism), self.norm_bound)
+
+    def output_norm_bound(self) -> float:
+        if self.mechanism is None:
+            return math.inf if self.norm_bound is None else float(self.norm_bound)
+        return float(self.mechanism.output_norm_bound())
 
     def _encode_bodies(self, X, *, run_seed, round, clients, rng):
         Z = X if self.mechanism is None else self.mechanism.privatize(X, rng=rng)
@@ -161,9 +215,7 @@ class FloatCodec(Codec):
             if f.chunks != 1 or f.nbits != 32 * self.dim:
                 raise DecodeError(f"float payload of {f.nbits} bits, expected {32 * self.dim}")
             out[i] = np.frombuffer(f.body, dtype="<f4")
-        if not np.all(np.isfinite(out)):
-            raise DecodeError("float payload holds NaN or Inf")
-        return out
+        return out  # non-finite or out-of-range rows are rejected by Codec.decode
 
 
 def _split_sizes(dim: int, blocks: int) -> list[int]:
@@ -219,6 +271,10 @@ class RecCodec(Codec):
     @property
     def chunks(self) -> int:
         return self.repetitions * self.blocks
+
+    def _describe(self) -> tuple:
+        return (*super()._describe(), self.repetitions, self.blocks, repr(self.index_code),
+                tuple(repr(m) for m in self._mechs), tuple(repr(s) for s in self._sims))
 
     @staticmethod
     def _unbias_kwargs(mech, sim) -> dict:

@@ -27,6 +27,12 @@ class NativeCodec(Codec):
     def transcript_event(self) -> PrivacyEvent:
         return PureEvent(float(self.mechanism.guarantee.epsilon))
 
+    def _describe(self) -> tuple:
+        return (*super()._describe(), repr(self.mechanism))
+
+    def output_norm_bound(self) -> float:
+        return float(self.mechanism.output_norm_bound())
+
     def _keys(self, run_seed, round, clients):
         return randomness.derive_keys(run_seed, round, clients, 0, domain=f"native:{self.mechanism.name}")
 

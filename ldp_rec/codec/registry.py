@@ -48,6 +48,16 @@ CODECS = {
 FIXED_CANDIDATE_CODECS = ("mrc", "modified-mrc", "orc", "subset")
 
 
+def default_bits(epsilon: float) -> int:
+    """The one default index length of the fixed-candidate codecs, used by every entry point:
+    ``b = ⌈ε·log2 e⌉ + 4`` bits for a mechanism (chunk) at ε, i.e. N = 2^b ≈ 16·e^ε candidates, so
+    the candidates cover the mechanism's D_∞ = ε nats with a 4-bit margin (Shah et al. 2022 use
+    ``max(⌈ε/ln 2 + t⌉, 8)`` with t ≈ 2–3: :func:`ldp_rec.rec.mrc.mrc_bits`)."""
+    from .._validation import check_epsilon
+
+    return int(math.ceil(check_epsilon(epsilon) * math.log2(math.e))) + 4
+
+
 def _load(spec: str):
     module, cls = spec.split(":")
     return getattr(importlib.import_module(module), cls)
@@ -121,10 +131,9 @@ def make_codec(mechanism, codec: str, *, epsilon: float | None = None, dim: int 
     band_epsilon = None
     if (isinstance(mechanism, str) and mechanism == "privunitg" and codec == "modified-mrc" and band_tuning
             and repetitions == 1 and blocks == 1 and not {"p_override", "gamma_override"} & set(mechanism_kwargs)):
-        from ..rec import mrc
         from .tuning import band_tuned_privunitg
 
-        nb = bits if bits is not None else mrc.mrc_bits(epsilon)
+        nb = bits if bits is not None else default_bits(epsilon)
         mech = band_tuned_privunitg(epsilon, dim, nb, **mechanism_kwargs)
         band_epsilon = float(epsilon)
     elif isinstance(mechanism, str):
@@ -136,7 +145,8 @@ def make_codec(mechanism, codec: str, *, epsilon: float | None = None, dim: int 
     if mech is None:
         if codec != "none":
             raise IncompatibleError("the non-private baseline sends floats: use codec 'none'")
-        return FloatCodec(None, dim)
+        clip = mechanism_kwargs.get("clip")
+        return FloatCodec(None, dim, norm_bound=None if clip is None else float(clip))
     if codec == "none":
         return FloatCodec(mech, mech.dim)
     if codec == "native":
@@ -163,9 +173,7 @@ def make_codec(mechanism, codec: str, *, epsilon: float | None = None, dim: int 
     if top is not None and codec != "subset":
         raise ParameterError("top (the favoured-set size m) applies to codec 'subset' only")
     if bits is None and codec in FIXED_CANDIDATE_CODECS:  # one default for simulator and index code
-        from ..rec import mrc
-
-        bits = mrc.mrc_bits((band_epsilon or mech.epsilon) / (repetitions * blocks))
+        bits = default_bits((band_epsilon or mech.epsilon) / (repetitions * blocks))
     factory, code_kind = _simulator_factory(codec, bits=bits, alpha=alpha, tries=tries, band_epsilon=band_epsilon,
                                              top=top)
     if code_kind == "fixed":

@@ -9,11 +9,23 @@ Layout of format version 1 (all integers big-endian)::
     ceil(nbits/8) body: the chunks' messages, bit-packed by the codec's index code
     2 bytes       tag: CRC-16 (low 16 bits of CRC-32) over the binding key, header and body
 
-The *binding key* is ``derive_key(run, round, client, domain="payload")``, known to the server
-but not carried in the payload, so a payload replayed from another round or client, or a
-corrupted one, fails the tag check with probability 1 − 2^-16 (and is otherwise checked for
-structure by the decoder). Seeds are never sent. ``payload_bits`` (the information the
-literature counts) is ``nbits``; the serialised size is ``len(payload) * 8``.
+The *binding key* is ``derive_key(run, round, client, domain="payload/<codec fingerprint>")``
+(:func:`ldp_rec.codec.core.binding_keys`), known to the server but not carried in the payload.
+The fingerprint hashes the codec's whole configuration (mechanism and its parameters, ε, index
+code, simulator, chunking), so a payload made by a differently configured client, replayed from
+another round or client, or corrupted, fails the tag check with probability 1 − 2^-16 (and is
+otherwise checked for structure by the decoder). Seeds are never sent. ``payload_bits`` (the
+information the literature counts) is ``nbits``; the serialised size is ``len(payload) * 8``.
+
+What the tag is not
+-------------------
+The tag detects *accidents* (corruption, misrouting, a stale or misconfigured client). It is not
+a message authentication code: CRC is linear and its key is derived from the run seed, which every
+participant knows, so anyone who knows the run seed can forge or re-tag a payload. The defence
+against forged or impersonated clients is the transport: Flower's TLS (``--ssl-*`` certificates)
+and SuperNode authentication (``--auth-supernode-private-key`` with the SuperLink's list of
+authorised node keys); see ``docker/README.md``. The server's own checks bound what an
+authenticated but malicious node can do (:meth:`ldp_rec.codec.core.Codec.decode`).
 """
 
 from __future__ import annotations

@@ -24,15 +24,22 @@ from ..fl.config import MODES, FLConfig
 from .results import write_result
 
 
-def run_flower(cfg: FLConfig, *, progress=None, poll_interval: float | None = None) -> tuple[list[dict], float]:
+def run_flower(cfg: FLConfig, *, progress=None, poll_interval: float | None = None,
+               client_app=None) -> tuple[list[dict], float]:
     """Run one mode on Flower's simulation engine (Ray, one CPU per virtual node); ``poll_interval``:
-    the engine's message polling interval in seconds (None: Flower's 0.1 s; :mod:`ldp_rec.fl.engine`)."""
+    the engine's message polling interval in seconds (None: Flower's 0.1 s; :mod:`ldp_rec.fl.engine`).
+    The simulated nodes run under :meth:`NodePolicy.simulation` (the operator runs both ends) unless
+    ``client_app`` is given."""
     from ..fl.engine import flower_poll_interval
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
     from flwr.simulation import run_simulation
 
-    from ..fl.client_app import app as client_app
+    from ..fl.client_app import build_client_app
+    from ..fl.policy import NodePolicy
     from ..fl.server_app import build_server_app
+
+    if client_app is None:
+        client_app = build_client_app(NodePolicy.simulation())
 
     rows: list[dict] = []
 
@@ -87,6 +94,7 @@ def summarise(rows: list[dict]) -> dict:
         "epsilon_round": last["epsilon_round"], "epsilon_total_basic": last["epsilon_total"],
         "epsilon_total_pld": last["epsilon_total_pld"],
         "clients_failed": int(sum(r["clients_failed"] for r in rows)),
+        "clients_refused": int(sum(r.get("clients_refused", 0) for r in rows)),
         "median_round_seconds": float(np.median([r["seconds"] for r in rows])),
         "user_updates_per_second": float(np.sum([r["clients_ok"] for r in rows]) / np.sum([r["seconds"] for r in rows])),
     }
@@ -135,7 +143,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--local-epochs", type=int, default=d.local_epochs)
     p.add_argument("--model", default=d.model, choices=["logreg", "mlp", "cnn"])
     p.add_argument("--partition", default=None, choices=["per_example", "iid", "dirichlet"])
-    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--seed", type=int, default=d.seed, help="public run seed (shared candidates, model init)")
+    p.add_argument("--private-seed", type=int, default=d.private_seed,
+                   help="-1: clients' private coins from OS entropy (default); S >= 0: seeded coins so that the "
+                        "simulation replays exactly (simulation only: not private against the server)")
     p.add_argument("--max-epsilon", type=float, default=0.0, help="refuse a plan whose PLD epsilon exceeds this")
     p.add_argument("--poll-interval", type=float, default=0.01,
                    help="Flower simulation engine's message polling interval in s (Flower's own: 0.1)")
@@ -151,7 +162,7 @@ def config_from_args(args, mode: str) -> FLConfig:
     common = dict(dataset=args.dataset, nodes=args.nodes, rounds=args.rounds, mode=mode, mechanism=args.mechanism,
                   codec=args.codec, epsilon=args.epsilon, bits=args.bits, clip=args.clip, server_lr=args.server_lr,
                   server_momentum=args.server_momentum, local_lr=args.local_lr, local_epochs=args.local_epochs,
-                  model=args.model, seed=args.seed, max_epsilon=args.max_epsilon)
+                  model=args.model, seed=args.seed, private_seed=args.private_seed, max_epsilon=args.max_epsilon)
     part = args.partition
     if part is None or part == "per_example":
         cfg = FLConfig(**common, partition="per_example", clients=0)
@@ -179,9 +190,9 @@ def run(args) -> int:
     runs, summary, configs, walls = {}, {}, {}, {}
     for mode in modes:
         cfg = config_from_args(args, mode)
-        from ..fl.federation import ServerState
+        from ..fl.federation import check_plan, model_dim
 
-        ServerState(cfg, np.zeros(1, np.float32)).check_plan()  # max-epsilon guard before any work
+        check_plan(cfg, model_dim(cfg))  # max-epsilon guard, at the model's real dimension, before any work
         bar = tqdm(total=cfg.rounds, desc=f"{mode:8s}", unit="round")
 
         def progress(row, bar=bar):
@@ -200,8 +211,14 @@ def run(args) -> int:
         summary["ldp-rec"]["bits_saved_factor"] = summary["ldp"]["payload_bits_per_client"] / summary["ldp-rec"]["payload_bits_per_client"]
     title = f"{args.dataset}, eps={args.epsilon}/round, {args.mechanism}+{args.codec}, seed={args.seed}"
     png = plot_runs(runs, out.with_suffix(".png"), title)
+    coins = config_from_args(args, modes[0]).private_coins
     result = {"config": {"command": "fl", **configs[modes[0]], "modes": modes, "configs": configs,
                          "engine": {"poll_interval_s": args.poll_interval}},
+              "private_coins": coins,
+              "privacy_claim": ("transcript epsilon against a server that knows the run seed, configs and payloads"
+                                if args.private_seed < 0 else
+                                "none against the server (it could recompute the seeded private coins); the "
+                                "epsilon columns hold only against an observer who does not know the private seed"),
               "summary": summary, "runs": runs, "rounds": runs[modes[-1]], "plot": str(png)}
     write_result(out, result, force=args.force)
     print(f"\n{'mode':8s} {'acc':>6s} {'bits/user/round':>16s} {'eps/round':>9s} {'eps basic':>9s} {'eps PLD':>8s} {'s/round':>8s}")
@@ -214,5 +231,6 @@ def run(args) -> int:
               f"{rec['round_time_ratio']:.2f}; payload bits saved vs ldp: {rec['bits_saved_factor']:.0f}x")
     for mode, s in summary.items():
         print(f"{mode:8s} user updates per second: {s['user_updates_per_second']:.0f}")
+    print(f"private coins: {coins}")
     print(f"wrote {out} and {png}")
     return 0

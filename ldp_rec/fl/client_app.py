@@ -1,22 +1,34 @@
 """Flower ClientApp (Message API): a node trains, privatises and encodes its cohort of users.
 
-Thin glue over :func:`ldp_rec.fl.federation.client_round`; the run configuration and the cohort
-of user ids come from the server's message, so the same app serves ``flwr run .`` and
-``ldp-rec fl``. The reply carries the users' payloads as one uint8 array plus their lengths.
+Thin glue over :func:`ldp_rec.fl.federation.client_round`. The run configuration and the cohort
+of user ids come from the server's message, but the node checks the request against its *own*
+:class:`~ldp_rec.fl.policy.NodePolicy` first and refuses what the policy does not allow (for example
+``mode="none"``, an ε above its maximum, or seeded private coins), replying with a ``refusal``
+record that the server counts. Private coins come from OS entropy on the node
+(:func:`~ldp_rec.fl.federation.private_coins`).
+
+The reply carries only what the privacy analysis accounts for: the users' payloads (one uint8
+array plus their lengths) and where the node's private coins came from. Nothing computed from
+private data leaves outside the payloads (no training loss, no example counts, no count of users
+whose update was non-finite; those are logged on the node only).
 """
 
 from __future__ import annotations
 
+import logging
 import os
 
 import numpy as np
-from flwr.app import Array, ArrayRecord, Context, Message, MetricRecord, RecordDict
+from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Message, RecordDict
 from flwr.clientapp import ClientApp
 
 from .config import FLConfig
-from .federation import client_round
+from .federation import client_round, round_codec
+from .policy import NodePolicy
 
-app = ClientApp()
+log = logging.getLogger("ldp_rec.fl.client")
+
+LEDGER = "ldp-rec-ledger"  # key of the node's per-user ledger in Context.state
 
 
 def _match_thread_budget() -> None:
@@ -35,22 +47,78 @@ def pack_payloads(payloads: list[bytes]) -> ArrayRecord:
     return ArrayRecord({"blob": Array(blob), "lengths": Array(lengths)})
 
 
-@app.train()
-def train(msg: Message, context: Context) -> Message:
+def _ledger(context: Context) -> dict[int, float]:
+    """The node's record of transcript ε spent per user id (basic composition), for the run."""
+    rec = context.state[LEDGER] if LEDGER in context.state else None
+    if rec is None:
+        return {}
+    ids, eps = rec["ids"].numpy(), rec["eps"].numpy()
+    return dict(zip(ids.tolist(), eps.tolist()))
+
+
+def _store_ledger(context: Context, ledger: dict[int, float]) -> None:
+    ids = np.fromiter(ledger.keys(), dtype=np.int64, count=len(ledger))
+    eps = np.fromiter(ledger.values(), dtype=np.float64, count=len(ledger))
+    context.state[LEDGER] = ArrayRecord({"ids": Array(ids), "eps": Array(eps)})
+
+
+def _epsilon_round(cfg: FLConfig, dim: int) -> float:
+    from ..privacy.accountant import plan_epsilon
+    from ..privacy.events import NonPrivateEvent
+
+    event = round_codec(cfg, dim).transcript_event()
+    return float("inf") if isinstance(event, NonPrivateEvent) else plan_epsilon(event, 1, cfg.delta, "basic").epsilon
+
+
+def refusal_reply(msg: Message, reason: str) -> Message:
+    return Message(RecordDict({"refusal": ConfigRecord({"reason": reason})}), reply_to=msg)
+
+
+def handle_train(msg: Message, context: Context, policy: NodePolicy) -> Message:
+    """The node's work for one train message, under ``policy``."""
     _match_thread_budget()
     conf = msg.content["config"]
     cfg = FLConfig.from_record(conf)
     params = msg.content["arrays"]["params"].numpy()
     start, stop = int(conf["users-start"]), int(conf["users-stop"])
+    rnd = int(conf["server-round"])
+    eps = _epsilon_round(cfg, params.size)
+    ledger = _ledger(context)
+    spent = max((ledger.get(u, 0.0) for u in range(start, stop)), default=0.0)
+    reason = policy.refusal(cfg, eps, spent)
+    if reason is not None:
+        log.warning("round %d: refusing the server's request: %s", rnd, reason)
+        return refusal_reply(msg, reason)
     faults = [f for f in cfg.fault.split(",") if f]
     if "raise" in faults and start == 0:
         raise RuntimeError("injected client failure (fault='raise')")
-    res = client_round(cfg, params, int(conf["server-round"]), start, stop)
+    res = client_round(cfg, params, rnd, start, stop)
+    if res.replaced:
+        log.warning("round %d: %d local updates were non-finite and were replaced by 0 (not reported)",
+                    rnd, res.replaced)
+    if eps != float("inf"):
+        for u in range(start, stop):
+            ledger[u] = ledger.get(u, 0.0) + eps
+        _store_ledger(context, ledger)
     for f in faults:
         if f.startswith("corrupt:") and start <= int(f[8:]) < stop:
             k = int(f[8:]) - start
             bad = bytearray(res.payloads[k])
             bad[len(bad) // 2] ^= 0x5A
             res.payloads[k] = bytes(bad)
-    metrics = MetricRecord({"num-examples": res.num_examples, "loss": res.loss, "rejected": res.rejected})
-    return Message(RecordDict({"payloads": pack_payloads(res.payloads), "metrics": metrics}), reply_to=msg)
+    coins = ConfigRecord({"private-coins": cfg.private_coins})
+    return Message(RecordDict({"payloads": pack_payloads(res.payloads), "coins": coins}), reply_to=msg)
+
+
+def build_client_app(policy: NodePolicy | None = None) -> ClientApp:
+    """A ClientApp under ``policy`` (None: the node's own, :meth:`NodePolicy.from_node`)."""
+    client = ClientApp()
+
+    @client.train()
+    def train(msg: Message, context: Context) -> Message:
+        return handle_train(msg, context, policy or NodePolicy.from_node(context.node_config))
+
+    return client
+
+
+app = build_client_app()

@@ -15,6 +15,8 @@ from .._validation import check_epsilon, check_positive_int
 from ..errors import ParameterError
 
 MODES = ("none", "ldp", "ldp-rec")
+PRIVATE_COINS_OS = "os-entropy"
+PRIVATE_COINS_SEEDED = "seeded (simulation only, not private against the server)"
 
 
 @dataclass(frozen=True)
@@ -46,7 +48,8 @@ class FLConfig:
     dirichlet_alpha: float = 0.5
     synthetic_alpha: float = 1.0
     synthetic_beta: float = 1.0
-    seed: int = 0
+    seed: int = 0  # the public run seed: shared candidate streams and the model's initialisation
+    private_seed: int = -1  # -1: private coins from OS entropy on each node; >= 0: seeded (simulation only)
     delta: float = 1e-5
     max_epsilon: float = 0.0  # 0: no guard
     timeout: float = 600.0
@@ -62,6 +65,8 @@ class FLConfig:
         check_positive_int(self.rounds, "rounds")
         check_positive_int(self.clients, "clients", minimum=0)
         check_positive_int(self.local_epochs, "local_epochs")
+        if isinstance(self.private_seed, bool) or not isinstance(self.private_seed, int) or self.private_seed < -1:
+            raise ParameterError(f"private_seed must be -1 (OS entropy) or a seed >= 0, got {self.private_seed!r}")
         for name in ("clip", "server_lr", "local_lr", "timeout"):
             if not getattr(self, name) > 0:
                 raise ParameterError(f"{name} must be > 0")
@@ -71,6 +76,11 @@ class FLConfig:
             raise ParameterError(f"unknown partition {self.partition!r}")
         if self.partition == "per_example" and self.clients not in (0,):
             raise ParameterError("partition 'per_example' fixes clients = number of training examples; pass clients=0")
+
+    @property
+    def private_coins(self) -> str:
+        """Where the clients' private coins come from, as result files record it."""
+        return PRIVATE_COINS_OS if self.private_seed < 0 else PRIVATE_COINS_SEEDED
 
     @property
     def codec_name(self) -> str:

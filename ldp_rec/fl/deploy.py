@@ -55,6 +55,7 @@ from pathlib import Path
 
 from ..errors import LdpRecError, ParameterError
 from .config import FLConfig
+from .policy import ENV_VAR, NodePolicy
 from .proctree import ProcessTree, free_ports
 
 CONNECTION = "loopback"
@@ -85,6 +86,7 @@ class LoopbackSettings:
     poll_seconds: float = 0.5
     status_seconds: float = 10.0
     grace_seconds: float = 10.0
+    node_policy: str = ""  # the SuperNodes' NodePolicy (file path or inline JSON); "" = the default policy
 
     def __post_init__(self) -> None:
         if isinstance(self.supernodes, bool) or not isinstance(self.supernodes, int) or not 1 <= self.supernodes <= 16:
@@ -202,6 +204,17 @@ def _env(flwr_home: Path) -> dict:
     return env
 
 
+def _node_env(flwr_home: Path, policy: str) -> dict:
+    """A SuperNode's environment: its own node policy (:mod:`.policy`), which its ClientApp
+    processes inherit; without one they run under the default policy."""
+    env = _env(flwr_home)
+    env.pop(ENV_VAR, None)
+    if policy:
+        NodePolicy.parse(policy)  # refuse a bad policy before starting anything
+        env[ENV_VAR] = policy
+    return env
+
+
 def _wait_healthy(url: str, proc: subprocess.Popen, timeout: float, tree: ProcessTree) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -259,6 +272,9 @@ def run_loopback(cfg: FLConfig, *, settings: LoopbackSettings | None = None, wor
     Every process started is stopped before this returns or raises.
     """
     settings = settings or LoopbackSettings()
+    if cfg.private_seed >= 0:
+        raise ParameterError("seeded private coins (private_seed >= 0) are for simulations only; the deployment "
+                             "path runs with OS-entropy coins on every node (private_seed = -1)")
     if cfg.nodes != settings.supernodes:
         raise ParameterError(f"cfg.nodes ({cfg.nodes}) must equal the number of SuperNodes ({settings.supernodes})")
     workdir = Path(workdir) if workdir is not None else Path(tempfile.mkdtemp(prefix="ldp-rec-deploy-"))
@@ -296,7 +312,7 @@ def run_loopback(cfg: FLConfig, *, settings: LoopbackSettings | None = None, wor
                 find_executable("flower-supernode"), "--insecure", "--superlink", link_addr,
                 "--host", host, "--port", str(ports[1 + k]), "--isolation", "subprocess",
                 "--node-config", f"partition-id={k} num-partitions={n}",
-            ], _env(workdir / "home" / f"supernode-{k}"))
+            ], _node_env(workdir / "home" / f"supernode-{k}", settings.node_policy))
         answer = _cli(["run", str(app), CONNECTION, "--run-config", str(overrides)], cli_env, workdir, timeout=120)
         run_id = int(answer["run-id"])
         deadline = time.monotonic() + settings.timeout

@@ -11,10 +11,19 @@ config. Shared-randomness keys are derived from ``(run seed, round, user id, chu
 decodes a reply with the cohort *it* assigned to the reply's source node (message metadata), never
 with ids read from the payload. Payloads are also bound to (round, user) by their tag
 (:mod:`ldp_rec.codec.wire`), so a replay of an earlier round's payload is rejected. Cohort ranges
-depend only on the number of nodes (the k-th smallest node id gets the k-th range), and a node's
-private randomness is seeded by (seed, round, cohort start), so a run is reproducible even though
-simulated node ids are random. (In this simulator a node can produce any user's data: the
-embedded data sets are generated deterministically on every node.)
+depend only on the number of nodes (the k-th smallest node id gets the k-th range). (In this
+simulator a node can produce any user's data: the embedded data sets are generated
+deterministically on every node.)
+
+Private coins (references.md §6)
+--------------------------------
+Everything the server knows (the run seed, rounds, cohorts, configs) is public. The client's
+private randomness (mechanism noise, rounding, selection draws, local minibatch order) comes from
+:func:`private_coins`: OS entropy on the node by default, which the server cannot reproduce. A
+run with ``private_seed >= 0`` seeds them from ``(private_seed, round, cohort start)`` so that a
+*simulation* replays bit for bit; the server of such a run could re-run every client, so it is
+labelled "simulation only" everywhere and refused by a node's default policy
+(:mod:`.policy`) and by the deployment path.
 """
 
 from __future__ import annotations
@@ -25,6 +34,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..codec.registry import FIXED_CANDIDATE_CODECS, make_codec, make_mechanism
+from ..codec.registry import default_bits as registry_default_bits
 from ..data.partition import Partition, partition
 from ..errors import ParameterError
 from ..privacy.accountant import BasicAccountant, PLDAccountant, plan_epsilon
@@ -82,18 +92,24 @@ def make_fl_model(cfg: FLConfig, data: FLData):
 
 
 def default_bits(cfg: FLConfig) -> int | None:
-    """Index bits of MRC-type codecs: ⌈ε·log2 e⌉ + 4 unless configured."""
+    """Index bits of MRC-type codecs: the registry's one rule (:func:`~ldp_rec.codec.registry.default_bits`)
+    unless configured."""
     if cfg.bits:
         return int(cfg.bits)
     if cfg.codec in FIXED_CANDIDATE_CODECS:
-        return int(np.ceil(cfg.epsilon * np.log2(np.e))) + 4
+        return registry_default_bits(cfg.epsilon)
     return None
+
+
+def model_dim(cfg: FLConfig) -> int:
+    """Number of model parameters (the dimension every codec of the run works in)."""
+    return int(models.num_params(make_fl_model(cfg, load_data(cfg))))
 
 
 @functools.lru_cache(maxsize=16)
 def _codec(mode, mechanism, codec, epsilon, dim, clip, bits, alpha):
     if mode == "none":
-        return make_codec(None, "none", dim=dim)
+        return make_codec(None, "none", dim=dim, clip=clip)
     if mode == "ldp":
         return make_codec(make_mechanism(mechanism, epsilon=epsilon, dim=dim, clip=clip), "none")
     opts = {"alpha": alpha} if codec == "ppr" else {}
@@ -119,39 +135,65 @@ def user_slice(users: Partition, start: int, stop: int) -> Partition:
     return Partition(users.indices[off[0] : off[-1]], off - off[0])
 
 
+def private_coins(cfg: FLConfig, rnd: int, start: int) -> np.random.SeedSequence:
+    """The node's private randomness for round ``rnd`` and the cohort starting at user ``start``:
+    fresh OS entropy (``SeedSequence()``), or, only with ``cfg.private_seed >= 0`` (simulation),
+    ``SeedSequence([private_seed, rnd, start])``. Never derived from the run seed."""
+    if cfg.private_seed < 0:
+        return np.random.SeedSequence()
+    return np.random.SeedSequence([cfg.private_seed, rnd, start])
+
+
 @dataclass
 class ClientResult:
+    """What a node computed for its cohort. Only ``payloads`` leave the node; ``replaced`` (users
+    whose local update was non-finite and was replaced by the public value 0) stays on it."""
+
     payloads: list
-    num_examples: int
-    loss: float
-    rejected: int
+    replaced: int
 
 
-def client_round(cfg: FLConfig, params: np.ndarray, rnd: int, start: int, stop: int) -> ClientResult:
-    """A node's work for users ``start … stop−1``: local training, non-finite rejection, clipping,
-    privatisation and encoding. A rejected user's payload is empty (the server counts it)."""
+def privatize_cohort(cfg: FLConfig, U: np.ndarray, rnd: int, start: int, rng) -> ClientResult:
+    """Clip, privatise and encode the updates ``U`` (users ``start …``) with the private ``rng``.
+
+    A non-finite update is replaced by the public value 0 (which the mechanism privatises like any
+    other input), so every user sends a payload of the same form and length: the server cannot
+    tell from the transcript that a user's data produced NaN."""
+    bad = task.check_finite(U)
+    if bad.any():
+        U = U.copy()
+        U[bad] = 0.0
+    codec = round_codec(cfg, U.shape[1])
+    payloads = codec.encode(task.clip_updates(U, cfg.clip), run_seed=cfg.seed, round=rnd,
+                            clients=np.arange(start, start + U.shape[0]), rng=rng)
+    return ClientResult(payloads, int(bad.sum()))
+
+
+def client_round(cfg: FLConfig, params: np.ndarray, rnd: int, start: int, stop: int, *,
+                 coins: np.random.SeedSequence | None = None) -> ClientResult:
+    """A node's work for users ``start … stop−1``: local training, clipping, privatisation and
+    encoding, all private randomness from ``coins`` (default :func:`private_coins`)."""
     data = load_data(cfg)
     if not 0 <= start <= stop <= data.users.num_users:
         raise ParameterError(f"cohort [{start}, {stop}) outside 0..{data.users.num_users}")
+    train_coins, mech_coins = (coins if coins is not None else private_coins(cfg, rnd, start)).spawn(2)
     model = make_fl_model(cfg, data)
     models.set_flat_params(model, params)
     part = user_slice(data.users, start, stop)
-    U, losses, nex = task.local_updates(
+    U, _, _ = task.local_updates(
         model, data.X_train, data.y_train, part, epochs=cfg.local_epochs, lr=cfg.local_lr,
-        batch_size=cfg.batch_size or None, rng=np.random.SeedSequence([cfg.seed, rnd, start, 11]),
+        batch_size=cfg.batch_size or None, rng=train_coins,
     )
-    ok = ~task.check_finite(U)
-    ids = np.arange(start, stop)
-    payloads = [b""] * (stop - start)
-    if ok.any():
-        Uc = task.clip_updates(U[ok], cfg.clip)
-        codec = round_codec(cfg, U.shape[1])
-        rng = np.random.default_rng(np.random.SeedSequence([cfg.seed, rnd, start, 13]))
-        enc = codec.encode(Uc, run_seed=cfg.seed, round=rnd, clients=ids[ok], rng=rng)
-        for i, p in zip(np.flatnonzero(ok), enc):
-            payloads[i] = p
-    return ClientResult(payloads, int(nex.sum()), float(np.nanmean(losses)) if len(losses) else float("nan"),
-                        int((~ok).sum()))
+    return privatize_cohort(cfg, U, rnd, start, np.random.default_rng(mech_coins))
+
+
+def check_plan(cfg: FLConfig, dim: int) -> None:
+    """The max-epsilon guard: raise :class:`ParameterError` when the plan's PLD ε (the codec of the
+    model's real dimension ``dim``, composed over ``cfg.rounds``) would exceed ``cfg.max_epsilon``."""
+    if cfg.max_epsilon > 0:
+        event = round_codec(cfg, dim).transcript_event()
+        if not isinstance(event, NonPrivateEvent):
+            plan_epsilon(event, cfg.rounds, cfg.delta, "pld", max_epsilon=cfg.max_epsilon)
 
 
 @dataclass
@@ -169,8 +211,7 @@ class ServerState:
 
     def check_plan(self) -> None:
         """The max-epsilon guard: refuse, before training, a plan that would exceed it."""
-        if self.cfg.max_epsilon > 0 and not isinstance(self.event(), NonPrivateEvent):
-            plan_epsilon(self.event(), self.cfg.rounds, self.cfg.delta, "pld", max_epsilon=self.cfg.max_epsilon)
+        check_plan(self.cfg, self.params.size)
 
     def decode(self, rnd: int, payloads, start: int, stop: int):
         codec = round_codec(self.cfg, self.params.size)

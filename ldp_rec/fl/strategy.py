@@ -5,8 +5,10 @@ cohort of user ids (see :mod:`.federation`); ``aggregate_train`` decodes each re
 cohort the server assigned to the reply's *source node* (message metadata, not payload),
 averages the unbiased estimates of all users whose payload decoded, applies the server
 learning rate (and momentum), and records the round. Failed nodes (error replies), missing
-replies (Ray can drop a reply silently: replies are counted against the nodes sampled) and bad
-payloads are counted and logged, never fatal.
+replies (Ray can drop a reply silently: replies are counted against the nodes sampled), bad
+payloads, estimates outside the mechanism's output range (a malicious node's float estimates)
+and refusals (a node whose own policy rejected the request, :mod:`.policy`) are counted and
+logged, never fatal. Each row records where the nodes said their private coins came from.
 """
 
 from __future__ import annotations
@@ -65,9 +67,9 @@ class LdpRecFedAvg(FedAvg):
     def aggregate_train(self, server_round, replies):
         replies = list(replies)
         total = np.zeros(self.state.params.size)
-        n_ok = n_failed = 0
+        n_ok = n_failed = n_refused = 0
         bits, nbytes = [], []
-        seen = set()
+        seen, coins = set(), set()
         for msg in replies:
             node = msg.metadata.src_node_id
             if node not in self._assigned or node in seen:
@@ -79,7 +81,13 @@ class LdpRecFedAvg(FedAvg):
                 log.warning("round %d: node %s failed: %s", server_round, node, msg.error.reason)
                 n_failed += stop - start
                 continue
+            if "refusal" in msg.content:
+                log.warning("round %d: node %s refused: %s", server_round, node,
+                            msg.content["refusal"].get("reason", "?"))
+                n_refused += stop - start
+                continue
             try:
+                coins.add(str(msg.content["coins"]["private-coins"]))
                 payloads = unpack_payloads(msg.content["payloads"])
                 res = self.state.decode(server_round, payloads, start, stop)
             except Exception as exc:  # a malformed reply fails its node's cohort, not the round
@@ -101,7 +109,8 @@ class LdpRecFedAvg(FedAvg):
         self.state.apply(total, n_ok)
         eps_round, eps_basic, eps_pld = self.state.account()
         self._pending = {
-            "round": server_round, "clients_ok": n_ok, "clients_failed": n_failed,
+            "round": server_round, "clients_ok": n_ok, "clients_failed": n_failed, "clients_refused": n_refused,
+            "private_coins": sorted(coins),
             "nodes_sampled": len(self._assigned), "nodes_replied": len(seen),
             "payload_bits_per_client": float(np.mean(bits)) if bits else 0.0,
             "message_bytes_per_client": float(np.mean(nbytes)) if nbytes else 0.0,

@@ -198,7 +198,8 @@ def _train_group(part, users, n_k, Xt, yt, theta, names, step_shared, step_own, 
 def check_finite(U) -> np.ndarray:
     """Boolean mask ``(n_users,)``, True for the users whose update holds a NaN or Inf.
 
-    Those users are rejected (dropped) before clipping and privatisation.
+    The client replaces those updates by the public value 0 before clipping and privatisation
+    (:func:`ldp_rec.fl.federation.privatize_cohort`), so the transcript does not reveal them.
     """
     U = np.asarray(U)
     if U.ndim != 2:
@@ -209,7 +210,7 @@ def check_finite(U) -> np.ndarray:
 def clip_updates(U, C: float) -> np.ndarray:
     """Per-user L2 clipping: ``u ← u · min(1, C / ‖u‖₂)``, so every row has norm ≤ C.
 
-    Rows must be finite (filter with :func:`check_finite` first). Returns a new float32 array;
+    Rows must be finite (find the others with :func:`check_finite` first). Returns a new float32 array;
     the norm bound holds up to float32 rounding (the scale is computed in float64).
     """
     U = np.asarray(U)
@@ -218,7 +219,7 @@ def clip_updates(U, C: float) -> np.ndarray:
     if not (math.isfinite(C) and C > 0):
         raise ParameterError(f"clip C must be finite and > 0, got {C!r}")
     if not np.all(np.isfinite(U)):
-        raise InputError("updates contain NaN or Inf; reject those users with check_finite first")
+        raise InputError("updates contain NaN or Inf; find those users with check_finite first")
     U64 = U.astype(np.float64)
     norms = np.linalg.norm(U64, axis=1, keepdims=True)
     # (1 - 1e-7) leaves room for float32 rounding of the scaled row.

@@ -26,6 +26,10 @@ from .._validation import as_batch, check_epsilon
 from ..errors import ParameterError
 
 
+OUTPUT_TAIL = 1e-12
+"""Probability that an honest output exceeds :meth:`Mechanism.output_norm_bound`."""
+
+
 @dataclass(frozen=True)
 class PrivacyGuarantee:
     """The guarantee of one use of a mechanism: (ε, δ)-LDP, pure when δ = 0."""
@@ -149,6 +153,15 @@ class Mechanism(abc.ABC):
     @abc.abstractmethod
     def expected_mse(self) -> float:
         """Closed-form per-user E‖Z − x‖² for a unit-norm input (or the worst case over inputs)."""
+
+    def output_norm_bound(self) -> float:
+        """An L2 bound on the unbiased output Z that an honest client's output exceeds with
+        probability below :data:`OUTPUT_TAIL` (= 1e-12), for every input.
+
+        The server rejects a decoded float estimate beyond it (a malicious node cannot move the
+        mean arbitrarily far; :meth:`ldp_rec.codec.core.Codec.decode`). Mechanisms with a bounded
+        output return their exact maximum norm."""
+        raise NotImplementedError(f"{type(self).__name__} states no output bound")
 
 
 class RatioMechanism(Mechanism):

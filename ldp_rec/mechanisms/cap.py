@@ -156,6 +156,16 @@ class CapMechanism(RatioMechanism):
     def _second_moment(self) -> float:
         """E‖V‖² under the mechanism (any unit u)."""
 
+    @abc.abstractmethod
+    def _norm_quantile(self, tail: float) -> float:
+        """A bound on ‖V‖ that V exceeds with probability at most ``tail`` (any unit u)."""
+
+    def output_norm_bound(self) -> float:
+        """``C·v/m`` with ``P[‖V‖ > v] ≤ 1e-12``: the output is ``Z = C V/m`` (:meth:`unbias`)."""
+        from .base import OUTPUT_TAIL
+
+        return float(self.clip) * self._norm_quantile(OUTPUT_TAIL) / float(self.m())
+
     # ---- set-up
     def _init_cap(self, p_override=None, gamma_override=None) -> None:
         self._check_common()
@@ -360,6 +370,9 @@ class SphereCapMechanism(CapMechanism):
 
     def _second_moment(self) -> float:
         return 1.0
+
+    def _norm_quantile(self, tail: float) -> float:
+        return 1.0  # V lies on the unit sphere: the output has the fixed norm C/m
 
     @property
     def projection_law(self):

@@ -184,3 +184,11 @@ class GaussianMechanism(RatioMechanism):
     def expected_mse(self) -> float:
         """``E‖Z − x‖² = d σ²`` for every x in the L2 ball."""
         return int(self.dim) * self.sigma**2
+
+    def output_norm_bound(self) -> float:
+        """``C + σ√c`` with c the upper 1e-12 quantile of χ²_d (‖Z‖ ≤ ‖u‖ + ‖noise‖)."""
+        from scipy import stats
+
+        from .base import OUTPUT_TAIL
+
+        return float(self.clip) + self.sigma * math.sqrt(float(stats.chi2.isf(OUTPUT_TAIL, int(self.dim))))

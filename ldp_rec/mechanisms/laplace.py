@@ -121,3 +121,12 @@ class LaplaceMechanism(RatioMechanism):
     def expected_mse(self) -> float:
         """``E‖Z − x‖² = 2 b² d`` for every x in the L1 ball (the Laplace variance is 2b²)."""
         return 2.0 * self.scale**2 * int(self.dim)
+
+    def output_norm_bound(self) -> float:
+        """``C + b·g`` with g the upper 1e-12 quantile of Gamma(d, 1): ‖Z‖₂ ≤ ‖u‖₂ + ‖noise‖₁ and
+        ‖noise‖₁/b = Σ|L_j| ~ Gamma(d, 1)."""
+        from scipy import stats
+
+        from .base import OUTPUT_TAIL
+
+        return float(self.clip) + self.scale * float(stats.gamma.isf(OUTPUT_TAIL, int(self.dim)))

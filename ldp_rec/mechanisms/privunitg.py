@@ -137,3 +137,14 @@ class PrivUnitG(CapMechanism):
     def _second_moment(self) -> float:
         """E‖V‖² = (d − 1) + E W² = d + γ m."""
         return int(self.dim) + self._gamma * self.m()
+
+    def _norm_quantile(self, tail: float) -> float:
+        """‖V‖² = ‖g_⊥‖² + W² with ‖g_⊥‖² ~ χ²_{d−1}. Split the tail in halves: χ²'s upper
+        ``tail/2`` quantile, and w with ``P[|W| > w] ≤ Φ(−w)(1/q + 1/(1 − q)) = tail/2`` (each side
+        of W is a standard normal conditioned on a set of mass q or 1 − q)."""
+        from scipy import stats
+
+        q = self._q
+        chi = float(stats.chi2.isf(tail / 2, int(self.dim) - 1)) if int(self.dim) > 1 else 0.0
+        w = max(-float(special.ndtri(tail / 2 / (1 / q + 1 / (1 - q)))), abs(self._gamma))
+        return math.sqrt(chi + w * w)

@@ -228,6 +228,10 @@ class CoordinateRR(RatioMechanism):
     def unbias(self, v) -> np.ndarray:
         return np.asarray(v, dtype=np.float64) * self.output_scale
 
+    def output_norm_bound(self) -> float:
+        """Every output is a signed basis vector times :attr:`output_scale`: its norm, exactly."""
+        return self.output_scale
+
     @property
     def message_bits(self) -> int:
         """Bits to send (j, s') when j is client-private: ``⌈log2(2d)⌉``."""

@@ -222,6 +222,10 @@ class RRSC(Mechanism):
         est = self.decode(self.encode(X, rng=rng, keys=keys), keys=keys)
         return est[0] if single else est
 
+    def output_norm_bound(self) -> float:
+        """Every output is ``C c_J/m`` with a unit codeword ``c_J`` (a rotated simplex vertex): ``C/m``."""
+        return float(self.clip) / self._m
+
     def expected_mse(self, *, norm: float | None = None) -> float:
         """``E‖Z − x‖² = C²/m² − ‖x‖²`` (exact; ``norm`` = ‖x‖ ≤ C, default C)."""
         c = float(self.clip)

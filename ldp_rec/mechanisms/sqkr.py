@@ -233,6 +233,12 @@ class SQKR(Mechanism):
         cross = 0.0 if k == 1 else N * (k - 1) / (k * (N - 1) * (p - q))
         return N * d * c * c / (k * (p - q) ** 2) + cross * (u2 - d / N * a2) - u2
 
+    def output_norm_bound(self) -> float:
+        """Exact maximum: ``C·√k·(N/k)·c/(p − q)``: the decoded v has k entries of that magnitude
+        (:meth:`decode`) and the tight Hadamard frame's synthesis has operator norm 1."""
+        p, q = self.rr_probabilities
+        return float(self.clip) * math.sqrt(self.k) * self._frame.size / self.k * self.level / (p - q)
+
     def expected_mse(self) -> float:
         """Upper bound on ``E‖Z − x‖²`` over ‖x‖ = C (exact when k = 1): ‖a‖² ≥ ‖u‖² = 1 in :meth:`mse`."""
         return float(self.clip) ** 2 * float(self._mse_terms(1.0, 1.0))
