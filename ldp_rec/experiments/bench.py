@@ -4,12 +4,14 @@
 ``Q_X = N(X, s²)``, so ``I[X; Z] = −log2 s`` bits, at ``I ∈ {0.1, 1, 3.5, 6, 12}`` with ``--trials``
 draws of X each (one shared stream per trial). One row per (method, I).
 
-Message bits (real prefix codes, no model of Q):
+Message bits (real prefix codes; none uses the client's Q):
 
 * ``gprs`` / ``pfr`` / ``ppr``: Elias-δ of the 1-based index;
-* ``gprs-bnb``: Elias-γ of ``|path| + 1`` then the path bits (:func:`~ldp_rec.rec.gprs_bnb.path_bits`);
-  ``ideal_bits`` adds to ``E|path|`` the empirical entropy of ``|path|`` instead: what an entropy
-  coder with a learned depth model would spend (a reference, not a code);
+* ``gprs-bnb``: the arithmetic path code :class:`~ldp_rec.rec.gprs_bnb_code.PathCode` (decoder-known
+  model, public I); ``path_model_bits`` is its target ``−log2`` (model probability of the path);
+  ``mean_message_bits_elias`` is Elias-γ of ``|path| + 1`` then the path bits
+  (:func:`~ldp_rec.rec.gprs_bnb.path_bits`); ``ideal_bits`` adds to ``E|path|`` the empirical entropy
+  of ``|path|`` instead (a reference, not a code);
 * ``mrc``: ``bits`` (fixed length, not exact: ``N = 2^bits`` candidates).
 
 ``encode_us_per_sample`` is the search alone; for GPRS the σ tables (one per distinct target,
@@ -34,6 +36,7 @@ import numpy as np
 from ..rec import randomness
 from ..rec.gprs import GPRS, sigma_for
 from ..rec.gprs_bnb import BranchAndBoundGPRS, centered_path_bits, depth_center, path_bits
+from ..rec.gprs_bnb_code import PathCode, PathModel
 from ..rec.targets1d import GaussianPair
 
 INFO_BITS = (0.1, 1.0, 3.5, 6.0, 12.0)
@@ -62,7 +65,7 @@ COMPARE_UP_TO_BITS = 3.5
 
 
 def _methods(info: float, quick: bool):
-    out = [("gprs", GPRS(), "elias-delta(index+1)"), ("gprs-bnb", BranchAndBoundGPRS(), "elias-gamma(|path|+1)+path")]
+    out = [("gprs", GPRS(), "elias-delta(index+1)"), ("gprs-bnb", BranchAndBoundGPRS(), "arithmetic path code (PathCode, public I)")]
     if info > COMPARE_UP_TO_BITS:
         return out
     try:  # optional comparison with the other simulators, when they are built
@@ -118,7 +121,10 @@ def bench_rec(*, trials: int = 2000, info_bits=INFO_BITS, quick: bool = False, s
             row = {"method": name, "info_bits": info, "trials": trials, "code": code, **_stats("steps", steps)}
             if name == "gprs-bnb":
                 L = np.array([len(m.path) for m in msgs])
-                bits = path_bits(L)
+                pcode = PathCode(PathModel(info))
+                bits = np.array([len(c) for c in pcode.encode(msgs, target.reference, target.keys)])
+                row["path_model_bits"] = float(pcode.model_bits(msgs, target.reference, target.keys).mean())
+                row["mean_message_bits_elias"] = float(path_bits(L).mean())
                 row["ideal_bits"] = float(L.mean() + _entropy_bits(L))
                 # the same path with its length coded around a centre the decoder derives from the public I
                 cb = centered_path_bits(L, depth_center(info))

@@ -13,8 +13,10 @@ could be accepted later, so the output is exactly Q. The message is the search p
 (``Message.path``); ``E|path| = O(D_KL)``. The decoder replays the path with the shared uniforms
 ``U_1 … U_{|path|+1}`` alone: it needs neither the times nor the mode.
 
-Message bits (bench): Elias-γ of ``|path| + 1`` followed by the ``|path|`` path bits
-(:func:`path_bits`), a prefix code that needs no model of Q.
+Message bits: :class:`~.gprs_bnb_code.PathCode` codes the path arithmetically under a
+decoder-known model (direction ``P[right] = 1 − U_n``, stop probability from ``P(B_n)`` and the
+public I), about ``I + 3`` bits at I = 12 (``ldp-rec bench rec``). :func:`path_bits` (Elias-γ of
+``|path| + 1`` followed by the path bits) is the model-free prefix code it replaces (~``I + 11``).
 
 Transcript privacy: not established (references.md §4). ``rng`` is unused.
 """
