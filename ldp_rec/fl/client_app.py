@@ -82,10 +82,14 @@ def handle_train(msg: Message, context: Context, policy: NodePolicy) -> Message:
     params = msg.content["arrays"]["params"].numpy()
     start, stop = int(conf["users-start"]), int(conf["users-stop"])
     rnd = int(conf["server-round"])
-    eps = _epsilon_round(cfg, params.size)
     ledger = _ledger(context)
     spent = max((ledger.get(u, 0.0) for u in range(start, stop)), default=0.0)
+    # the nominal ε first (a lower bound on the transcript's, and it needs no codec), then the transcript's
+    eps = float("inf") if cfg.mode == "none" else float(cfg.epsilon)
     reason = policy.refusal(cfg, eps, spent)
+    if reason is None:
+        eps = _epsilon_round(cfg, params.size)
+        reason = policy.refusal(cfg, eps, spent)
     if reason is not None:
         log.warning("round %d: refusing the server's request: %s", rnd, reason)
         return refusal_reply(msg, reason)
