@@ -257,7 +257,7 @@ def run_dataset(cfg: dict, name: str, out: Path, *, log=print) -> tuple[list[dic
         f"seeds {g['seeds']}, ε {g['epsilons']}, codecs {g['codecs']}, MRC bits ≤ {max_bits}")
     records, curves = [], {}
     for seed in g["seeds"]:
-        scfg = base.replace(seed=int(seed))
+        scfg = base.replace(seed=int(seed), private_seed=int(seed))  # seeded coins: replayable (simulation only)
         fixed = {}
         if "none" in g["modes"]:  # non-private: independent of ε, run once per seed
             fixed["none"] = _one_run(scfg.replace(mode="none"), "none", None, log)
@@ -294,7 +294,8 @@ def run_headline(cfg: dict, curves: dict, out: Path, *, log=print) -> dict:
     runs, summary, configs, match = {}, {}, {}, {}
     for mode, codec in method_list(h.get("modes", g["modes"]), [h.get("codec", "modified-mrc")]):
         label = method_label(mode, codec)
-        mcfg = method_config(g["base"].replace(seed=seed), mode, codec, eps, max_bits=int(g["max_bits"] or 64))
+        mcfg = method_config(g["base"].replace(seed=seed, private_seed=seed), mode, codec, eps,
+                             max_bits=int(g["max_bits"] or 64))
         rows, wall = run_flower(mcfg)
         runs[label], summary[label] = rows, {**summarise(rows), "wall_seconds": wall}
         configs[label] = {**mcfg.to_record(), "transcript-epsilon": eps, "engine": "flower simulation"}
