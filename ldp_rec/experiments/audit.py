@@ -1,23 +1,38 @@
 """``ldp-rec audit``: a statistical audit of a codec's transcript privacy (references.md §4).
 
-The server sees the shared seed and the message. The audit fixes the seed (so the candidate set is
-public and fixed), picks an input pair (x, x'), runs the *real* encoder T times on each (the T runs are
-a batch of clients sharing ONE stream key, so every row sees the same candidates) and turns the message
-counts into a Clopper–Pearson lower bound on ε (:mod:`ldp_rec.privacy.audit`, held-out event selection).
+The server sees the shared seed and the message. The audit fixes the candidate set (the server knows
+it), picks an input pair (x, x'), runs the *real* encoder T times on each (the T runs are a batch of
+clients sharing ONE candidate set) and turns the message counts into a Clopper–Pearson lower bound on
+ε (:mod:`ldp_rec.privacy.audit`).
 
-Choice of the pair (planning, independent of the audited runs, so the bound stays valid):
+Choice of the candidate set, the pair and the event (:mod:`.audit_plan`; planning is independent of
+the audited runs, so the bound stays valid):
 
-* codecs whose selection pmf is known given the candidates (MRC, modified MRC, rejection sampling):
-  over ``keys`` candidate sets and a pool of inputs (random directions and ± the candidates'
-  directions), every message k gets the pool input maximising π_k(x) and the one minimising π_k(x');
-  the (set, k) with the largest :func:`~ldp_rec.privacy.audit.predicted_lower_bound` wins;
-* PPR (no closed-form pmf): the MRC pmf of the first 16 candidates shortlists four pairs, and a pilot
-  run of each (fresh runs, discarded afterwards) picks the most distinguishable;
+* codecs whose selection pmf is known given the candidates (MRC, modified MRC, rejection sampling,
+  subset selection): *seeded* plans search ``keys`` real streams and a pool of inputs (random
+  directions and ± the candidates' directions; per message the pool inputs maximising and minimising
+  its probability); *constructed* plans (not subset selection) use the codec's extremal candidate set
+  (for MRC: one candidate where r_x/r_x' is largest, the others where it is smallest, so the
+  normaliser moves by e^ε too). The event is the Neyman–Pearson set of messages with the largest
+  predicted bound, fixed in advance and evaluated on all T runs per input;
+* ORC: an input whose ratio peaks at candidate 0 sends K = 0 surely (sorted Gumbels), so ``{K ≠ 0}``
+  is impossible under it: planned on seeded and constructed sets, a pilot predicts its frequency;
+* PPR (no closed-form pmf): the MRC pmf of the first 16 candidates shortlists four pairs, a pilot
+  run of each (fresh runs, discarded afterwards) picks the most distinguishable, and the event is
+  selected on the first half of the runs and evaluated on the second (held-out);
 * ``none`` (uncompressed): x = an extreme input, x' = −x, and the event is a threshold on ⟨Z, x⟩.
 
+``--candidates auto`` (default) takes the plan with the larger predicted bound of the two families.
+
+The result states ``epsilon_worst_case``, the value the audit targets: the largest exact loss over
+the constructed family (for MRC with a two-level ratio, the supremum over candidate sets of size N,
+``ε + log((c₁(N−1) + c₂)/(c₁ + c₂(N−1)))``, which tends to the 2ε claim as N grows), else the exact
+loss of the audited pair; and ``gap_to_claim = claim − bound``.
+
 ``epsilon_exact_on_pair`` is ``max_k |log π_k(x) − log π_k(x')|`` from the exact pmf (MRC, modified MRC,
-rejection sampling), the log-ratio spread ``max_z |log r_x(z) − log r_x'(z)|`` for uncompressed step-ratio
-mechanisms (cap mechanisms, coordinate RR), and ``null`` for PPR.
+rejection sampling, subset selection), ``inf`` for ORC's certified pair, the log-ratio spread
+``max_z |log r_x(z) − log r_x'(z)|`` for uncompressed step-ratio mechanisms (cap mechanisms,
+coordinate RR), and ``null`` for PPR.
 """
 
 from __future__ import annotations
@@ -30,7 +45,7 @@ import numpy as np
 
 from ..codec.registry import CODECS, MECHANISMS, make_codec
 from .._validation import check_positive_int, check_probability
-from ..errors import LdpRecError
+from ..errors import LdpRecError, ParameterError
 from ..mechanisms.base import RatioMechanism
 from ..mechanisms.cap import CapMechanism
 from ..mechanisms.randomized_response import CoordinateRR
@@ -39,12 +54,15 @@ from ..privacy.events import event_epsilon
 from ..rec import randomness
 from ..rec.base import MechanismTarget
 from ..rec.mrc import MRC, ModifiedMRC
+from ..rec.orc import ORC
 from ..rec.ppr import PPR
 from ..rec.rejection import RejectionSampler
 from ..rec.subset import SubsetSelection, subset_selection_probs
+from . import audit_plan as P
 from . import results
 
 DEFAULT_TRIALS = 200_000
+CANDIDATE_SETS = ("auto", "seeded", "constructed")
 _CHUNK_ROWS = 1 << 15  # encoder rows per call (bounds memory; trials are vectorised within a chunk)
 _PPR_PROXY = 16
 _POOL_RANDOM = 1024
@@ -66,14 +84,16 @@ class SharedKeyTarget(MechanismTarget):
         return np.repeat(row, self.n, axis=0)
 
 
-def run_encoder(sim, mech: RatioMechanism, u: np.ndarray, key, trials: int, *, rng) -> np.ndarray:
-    """Indices sent by ``sim`` in ``trials`` independent runs on input ``u`` with stream ``key``."""
+def run_encoder(sim, mech: RatioMechanism, u: np.ndarray, key, trials: int, *, rng, candidates=None) -> np.ndarray:
+    """Indices sent by ``sim`` in ``trials`` independent runs on input ``u`` with stream ``key``, or on
+    the explicit candidate set ``candidates`` (N, dim_P) when given (:class:`~.audit_plan.ConstructedTarget`)."""
     rng = np.random.default_rng(rng)
-    rows = _CHUNK_ROWS // 4 if isinstance(sim, (PPR, ModifiedMRC)) else _CHUNK_ROWS
+    rows = _CHUNK_ROWS // 4 if isinstance(sim, (PPR, ModifiedMRC, ORC)) else _CHUNK_ROWS
     out = np.empty(trials, dtype=np.int64)
     for s in range(0, trials, rows):  # chunks of rows, each a vectorised batch
         n = min(rows, trials - s)
-        out[s : s + n] = [m.index for m in sim.encode(SharedKeyTarget(mech, u, key, n), rng=rng)]
+        t = SharedKeyTarget(mech, u, key, n) if candidates is None else P.ConstructedTarget(mech, u, candidates, n)
+        out[s : s + n] = [m.index for m in sim.encode(t, rng=rng)]
     return out
 
 
@@ -140,7 +160,10 @@ def plan_pairs(sim, mech, *, keys, trials: int, confidence: float, rng, top: int
 
 def exact_pair_epsilon(sim, mech, key, u1, u0) -> float | None:
     """``max_k |log π_k(u1) − log π_k(u0)|`` on stream ``key`` (None when the pmf is not known)."""
-    M, log_pmf, exact = _pmf_function(sim, mech)
+    try:
+        M, log_pmf, exact = _pmf_function(sim, mech)
+    except NotImplementedError:
+        return None
     if not exact:
         return None
     U = np.stack([u1, u0])
@@ -148,10 +171,30 @@ def exact_pair_epsilon(sim, mech, key, u1, u0) -> float | None:
     return A.exact_transcript_epsilon(lp[0], lp[1])
 
 
-def _audit_rec(codec, *, trials, confidence, n_keys, seed, rng) -> dict:
+def _plan(sim, mech, *, keys, trials, confidence, rng, candidates: str) -> tuple[P.Plan, float | None]:
+    """The plan with the largest predicted bound among the allowed families, and the worst case the
+    audit targets (largest exact loss over the constructed family; None when not computed)."""
+    if isinstance(sim, ORC):
+        return P.plan_orc(sim, mech, keys=keys if candidates != "constructed" else [], trials=trials,
+                          confidence=confidence, rng=rng, pool=lambda m, k, n, rng: input_pool(m, k, n, rng=rng))
+    plans, worst = [], None
+    built = P.plan_constructed(sim, mech, trials=trials, confidence=confidence, rng=rng)
+    if built is not None:
+        worst = built[1]
+        if candidates != "seeded":
+            plans.append(built[0])
+    if candidates != "constructed" or not plans:
+        M, log_pmf, _ = _pmf_function(sim, mech)
+        plans.append(P.plan_seeded(M, log_pmf, mech, keys=keys, trials=trials, confidence=confidence, rng=rng,
+                                   pool=lambda m, k, n, rng: input_pool(m, k, n, rng=rng)))
+    return max(plans, key=lambda p: p.predicted), worst
+
+
+def _audit_rec(codec, *, trials, confidence, n_keys, seed, rng, candidates: str = "auto") -> dict:
     sim, mech = codec._sims[0], codec._mechs[0]
     keys = [randomness.derive_key(seed, 0, c, 0, domain="audit") for c in range(n_keys)]
-    if isinstance(sim, PPR):  # plan by proxy, then pilot runs on fresh randomness
+    worst, pilot_bound = None, None
+    if isinstance(sim, PPR):  # plan by proxy, then pilot runs on fresh randomness; held-out event
         pilot = max(2000, trials // 8)
         shortlist = plan_pairs(sim, mech, keys=keys, trials=trials, confidence=confidence, rng=rng, top=4)
         for f in shortlist:
@@ -159,19 +202,32 @@ def _audit_rec(codec, *, trials, confidence, n_keys, seed, rng) -> dict:
             m0 = run_encoder(sim, mech, f["u0"], f["key"], pilot, rng=rng)
             f["pilot_bound"] = A.audit_messages(m1, m0, confidence=confidence).epsilon_lower_bound
         best = max(shortlist, key=lambda f: f["pilot_bound"])
+        plan = P.Plan("seeded", best["u1"], best["u0"], best["predicted"], key=int(best["key"]))
+        pilot_bound = best["pilot_bound"]
     else:
-        best = plan_pairs(sim, mech, keys=keys, trials=trials, confidence=confidence, rng=rng)[0]
+        plan, worst = _plan(sim, mech, keys=keys, trials=trials, confidence=confidence, rng=rng, candidates=candidates)
     t0 = time.perf_counter()
-    m1 = run_encoder(sim, mech, best["u1"], best["key"], trials, rng=rng)
-    m0 = run_encoder(sim, mech, best["u0"], best["key"], trials, rng=rng)
+    m1 = run_encoder(sim, mech, plan.u1, plan.key, trials, rng=rng, candidates=plan.candidates)
+    m0 = run_encoder(sim, mech, plan.u0, plan.key, trials, rng=rng, candidates=plan.candidates)
     enc_s = time.perf_counter() - t0
-    out = A.audit_messages(m1, m0, confidence=confidence)
+    if plan.event is None:
+        out, event_kind = A.audit_messages(m1, m0, confidence=confidence), "held-out"
+    else:  # fixed before the runs: every run evaluates it
+        s1, s0 = np.isin(m1, plan.event).astype(float), np.isin(m0, plan.event).astype(float)
+        lb, k1, n1, k0, n0 = A.evaluate_event(s1, s0, 0.5, +1, confidence=confidence)
+        out, event_kind = A.AuditOutcome(lb, confidence, 0.5, +1, k1, n1, k0, n0, plan.predicted), "planned"
+    exact = plan.exact if plan.kind == "constructed" or isinstance(sim, ORC) else exact_pair_epsilon(
+        sim, mech, plan.key, plan.u1, plan.u0)
     return {
         "outcome": out,
-        "epsilon_exact_on_pair": exact_pair_epsilon(sim, mech, best["key"], best["u1"], best["u0"]),
-        "pair": {"key": int(best["key"]), "x": best["u1"] * mech.clip, "x_prime": best["u0"] * mech.clip,
-                 "planned_message": best["message"], "predicted_bound": best["predicted"],
-                 "pilot_bound": best.get("pilot_bound")},
+        "event_kind": event_kind,
+        "epsilon_exact_on_pair": exact,
+        "epsilon_worst_case": worst,
+        "pair": {"candidate_set": plan.kind, "key": plan.key, "x": plan.u1 * mech.clip, "x_prime": plan.u0 * mech.clip,
+                 "candidates": None if plan.candidates is None else P.run_lengths(plan.candidates),
+                 "planned_messages": None if plan.event is None else plan.event.tolist()[:64],
+                 "planned_message_count": None if plan.event is None else int(plan.event.size),
+                 "predicted_bound": plan.predicted, "pilot_bound": pilot_bound},
         "distinct_messages": int(np.unique(np.concatenate([m1, m0])).size),
         "encode_seconds": enc_s,
     }
@@ -216,8 +272,13 @@ def _audit_uncompressed(codec, *, trials, confidence, rng) -> dict:
 
 def run_audit(*, mechanism: str, codec: str, epsilon: float, dim: int = 4, bits: int | None = None,
               alpha: float | None = None, tries: int | None = None, trials: int = DEFAULT_TRIALS,
-              confidence: float = 0.95, seed: int = 0, keys: int = 8) -> dict:
-    """Audit one (mechanism, codec, ε); returns the result dict (see :func:`run` for the fields)."""
+              confidence: float = 0.95, seed: int = 0, keys: int = 8, candidates: str = "auto") -> dict:
+    """Audit one (mechanism, codec, ε); returns the result dict (see :func:`run` for the fields).
+
+    ``candidates``: ``"auto"`` (the better predicted of seeded and constructed candidate sets),
+    ``"seeded"`` (real streams only) or ``"constructed"`` (:mod:`.audit_plan`)."""
+    if candidates not in CANDIDATE_SETS:
+        raise ParameterError(f"candidates must be one of {CANDIDATE_SETS}, got {candidates!r}")
     trials = check_positive_int(trials, "trials", minimum=4)
     keys = check_positive_int(keys, "keys")
     check_probability(confidence, "confidence")
@@ -227,22 +288,34 @@ def run_audit(*, mechanism: str, codec: str, epsilon: float, dim: int = 4, bits:
     if codec == "none":
         res = _audit_uncompressed(cdc, trials=trials, confidence=confidence, rng=rng)
     else:
-        res = _audit_rec(cdc, trials=trials, confidence=confidence, n_keys=keys, seed=seed, rng=rng)
+        res = _audit_rec(cdc, trials=trials, confidence=confidence, n_keys=keys, seed=seed, rng=rng,
+                         candidates=candidates)
     out: A.AuditOutcome = res.pop("outcome")
     sim = getattr(cdc, "_sims", [None])[0]
     claimed = event_epsilon(cdc.transcript_event())
+    worst, source = res.pop("epsilon_worst_case", None), "constructed family (sup over candidate sets of size N)"
+    if worst is None:  # no extremal family for this codec: the audit targets its pair's exact loss
+        worst, source = res["epsilon_exact_on_pair"], "exact loss of the audited pair"
+    if worst is None:
+        source = None
+    lb = out.epsilon_lower_bound
     return {
         "config": {"mechanism": mechanism, "codec": codec, "epsilon": float(epsilon), "dim": dim,
                    "bits": getattr(sim, "bits", None), "alpha": getattr(sim, "alpha", None),
                    "tries": getattr(sim, "tries", None), "trials": trials, "confidence": confidence,
-                   "seed": seed, "keys_searched": keys if codec != "none" else None},
+                   "seed": seed, "keys_searched": keys if codec != "none" else None,
+                   "candidates": candidates if codec != "none" else None},
         "epsilon_claimed": claimed,
-        "epsilon_lower_bound": out.epsilon_lower_bound,
+        "epsilon_worst_case": worst,
+        "worst_case_source": source,
+        "epsilon_lower_bound": lb,
+        "gap_to_claim": claimed - lb,
+        "gap_to_worst_case": None if worst is None else worst - lb,
         "confidence": out.confidence,
         "trials": trials,
         "exceeds_claim": bool(out.epsilon_lower_bound > claimed),
         "exceeds_epsilon": bool(out.epsilon_lower_bound > float(epsilon)),
-        "event": {"threshold": out.threshold, "direction": out.direction, "k1": out.k1, "n1": out.n1,
+        "event": {"kind": res.pop("event_kind", "held-out"), "threshold": out.threshold, "direction": out.direction, "k1": out.k1, "n1": out.n1,
                   "k0": out.k0, "n0": out.n0, "selection_bound": out.selection_bound},
         **res,
         "seconds": time.perf_counter() - t0,
@@ -260,6 +333,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--trials", type=int, default=DEFAULT_TRIALS, help="encoder runs per input")
     p.add_argument("--confidence", type=float, default=0.95)
     p.add_argument("--keys", type=int, default=8, help="candidate sets (stream keys) searched for a pair")
+    p.add_argument("--candidates", choices=CANDIDATE_SETS, default="auto",
+                   help="candidate sets searched: real streams (seeded), the codec's extremal set (constructed), or both")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=None, help="result JSON (never overwritten without --force)")
     p.add_argument("--force", action="store_true")
@@ -269,15 +344,19 @@ def run(args) -> int:
     try:
         res = run_audit(mechanism=args.mechanism, codec=args.codec, epsilon=args.epsilon, dim=args.dim, bits=args.bits,
                         alpha=args.alpha, tries=args.tries, trials=args.trials, confidence=args.confidence,
-                        seed=args.seed, keys=args.keys)
+                        seed=args.seed, keys=args.keys, candidates=args.candidates)
     except (LdpRecError, NotImplementedError) as exc:
         print(f"ldp-rec audit: error: {exc}", file=sys.stderr)
         return 2
-    ev = res["event"]
+    ev, worst = res["event"], res["epsilon_worst_case"]
+    where = res.get("pair", {}).get("candidate_set")
     print(f"{args.mechanism} / {args.codec} at epsilon = {args.epsilon:g}: claimed {res['epsilon_claimed']:.4g}, "
+          f"worst case targeted {'unknown' if worst is None else f'{worst:.4g}'}, "
           f"audited lower bound {res['epsilon_lower_bound']:.4g} ({res['confidence']:.0%} confidence, "
-          f"{res['trials']} runs per input), exact on pair {res['epsilon_exact_on_pair']}")
-    print(f"  event: {ev['k1']}/{ev['n1']} vs {ev['k0']}/{ev['n0']} held-out hits; {res['seconds']:.1f} s")
+          f"{res['trials']} runs per input; {res['gap_to_claim']:.3g} below the claim), "
+          f"exact on pair {res['epsilon_exact_on_pair']}")
+    print(f"  event ({ev['kind']}{', ' + where + ' candidates' if where else ''}): {ev['k1']}/{ev['n1']} vs "
+          f"{ev['k0']}/{ev['n0']} hits; {res['seconds']:.1f} s")
     if args.out:
         print("wrote", results.write_result(args.out, res, force=args.force))
     return 0

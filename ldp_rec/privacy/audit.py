@@ -91,6 +91,43 @@ def predicted_lower_bound(p1, p0, n: int, *, confidence: float = 0.95) -> np.nda
     return epsilon_lower_bound(p1 * n, n, p0 * n, n, confidence=confidence)
 
 
+def planned_events(log_p1, log_p0, n: int, *, confidence: float = 0.95):
+    """Best likelihood-ratio event of each pair of *known* pmfs, for an audit planned in advance.
+
+    Rows of ``log_p1, log_p0`` (C, M) are message log pmfs under two inputs. By Neyman–Pearson the
+    events worth testing are prefixes of the messages sorted by ``log p1 − log p0`` (numerator p1,
+    direction +1) or by ``log p0 − log p1`` (numerator p0, direction −1). Each prefix is scored by
+    :func:`predicted_lower_bound` with ``n`` runs per input (every prefix up to 32 messages, then
+    about 48 geometrically spaced lengths: Clopper–Pearson bounds are costly). Returns ``(predicted, direction, order,
+    length)`` per row: the event is ``order[c, :length[c]]``. An event fixed this way before the
+    audited runs needs no held-out split: all ``n`` runs evaluate it."""
+    l1 = np.atleast_2d(np.asarray(log_p1, dtype=np.float64))
+    l0 = np.atleast_2d(np.asarray(log_p0, dtype=np.float64))
+    if l1.shape != l0.shape:
+        raise InputError(f"pmfs of different shapes {l1.shape}, {l0.shape}")
+    best = None
+    for direction, (a, b) in ((+1, (l1, l0)), (-1, (l0, l1))):
+        with np.errstate(invalid="ignore"):
+            diff = np.where(np.isfinite(a), a - b, -np.inf)  # messages impossible under the numerator last
+        order = np.argsort(-np.nan_to_num(diff, nan=-np.inf, posinf=np.inf), axis=1, kind="stable")
+        M = order.shape[1]
+        lengths = np.unique(np.concatenate([np.arange(1, min(M, 32) + 1),
+                                            np.rint(np.geomspace(1, M, 48)).astype(np.int64)]))
+        p_num = np.cumsum(np.take_along_axis(np.exp(a), order, axis=1), axis=1)[:, lengths - 1]
+        p_den = np.cumsum(np.take_along_axis(np.exp(b), order, axis=1), axis=1)[:, lengths - 1]
+        pred = predicted_lower_bound(p_num, p_den, n, confidence=confidence)
+        j = np.argmax(pred, axis=1)
+        val = pred[np.arange(pred.shape[0]), j]
+        cand = (val, np.full(val.shape, direction), order, lengths[j])
+        if best is None:
+            best = cand
+        else:
+            take = cand[0] > best[0]
+            best = (np.where(take, cand[0], best[0]), np.where(take, direction, best[1]),
+                    np.where(take[:, None], cand[2], best[2]), np.where(take, cand[3], best[3]))
+    return best
+
+
 # --------------------------------------------------------------------------- event selection
 @dataclass(frozen=True)
 class AuditOutcome:
