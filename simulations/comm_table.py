@@ -14,7 +14,7 @@ real payloads (information bits, header excluded; mean and max over clients) and
 * the sharper bound D_∞[Q_x ‖ P]·log2 e = log c_max·log2 e bits, from the mechanism's ratio bounds
   (``log_ratio_bounds``; a band-tuned PrivUnitG behind modified MRC has c_max ≤ e^ε but a wider spread).
 
-Index bits of MRC-type codecs are the registry default b = max(⌈ε/ln 2 + 2⌉, 8) (Shah et al. 2022);
+Index bits of MRC-type codecs are the registry default b = ⌈ε·log2 e⌉ + 4 (the one rule of every entry point);
 SQKR and RRSC are their own b-bit codes (``native``; RRSC at b = 8, M = 256 ≤ d). The transcript ε
 (what the server sees, references.md §4) is in its own column. Writes ``comm_table.csv``,
 ``comm_table.md`` and ``comm_table.json``.

@@ -113,7 +113,8 @@ def run_rounds(cfg: FLConfig, *, progress=None) -> tuple[list[dict], float]:
         eps_round, eps_basic, eps_pld = state.account()
         models.set_flat_params(model, state.params)
         loss, acc = task.evaluate(model, data.X_test, data.y_test)
-        row = {"round": rnd, "clients_ok": n_ok, "clients_failed": n_failed, "nodes_sampled": len(assigned),
+        row = {"round": rnd, "clients_ok": n_ok, "clients_failed": n_failed, "clients_refused": 0,
+               "private_coins": [cfg.private_coins], "nodes_sampled": len(assigned),
                "nodes_replied": len(assigned), "payload_bits_per_client": float(np.mean(bits)) if bits else 0.0,
                "message_bytes_per_client": float(np.mean(nbytes)) if nbytes else 0.0,
                "epsilon_round": eps_round, "epsilon_total": eps_basic, "epsilon_total_pld": eps_pld,

@@ -147,6 +147,9 @@ def test_effective_cap_probability_matches_mrc_function():
     assert cod._unbias_kw[0]["p_eff"] < p  # finite N pulls the cap probability towards q
 
 
+from ldp_rec.codec.registry import default_bits  # noqa: E402
+
+
 @pytest.mark.parametrize("codec", ["mrc", "modified-mrc", "orc"])
 def test_default_bits_consistent_between_simulator_and_index_code(codec):
     """Regression: band tuning raises the mechanism's own ε; the default bits must follow the transcript ε."""
@@ -155,7 +158,18 @@ def test_default_bits_consistent_between_simulator_and_index_code(codec):
     p = cod.encode(X, run_seed=0, round=0, clients=np.arange(50), rng=0)
     assert cod.decode(p, run_seed=0, round=0, clients=np.arange(50)).ok.all()
     if codec != "orc":
-        assert {cod.payload_bits(q) for q in p} == {mrc.mrc_bits(4.0)}
+        assert {cod.payload_bits(q) for q in p} == {default_bits(4.0)} == {10}  # ⌈4·log2 e⌉ + 4
+
+
+def test_one_default_index_length_for_every_entry_point():
+    """The FL runner and the codec registry (DME, audit, benchmarks) share one rule."""
+    from ldp_rec.fl.config import FLConfig
+    from ldp_rec.fl.federation import default_bits as fl_bits
+
+    for eps in (0.5, 1.0, 4.0, 7.3):
+        assert fl_bits(FLConfig(epsilon=eps, codec="subset")) == default_bits(eps)
+        assert make_codec("privunit2", "mrc", epsilon=eps, dim=8).index_code.bits == default_bits(eps)
+    assert fl_bits(FLConfig(codec="ppr")) is None
 
 
 @pytest.mark.parametrize("mech", ["sqkr", "rrsc"])
