@@ -162,10 +162,10 @@ def test_deployment_engine_matches_simulation_engine(tmp_path):
     cfg = FLConfig(**SMALL)
     out = tmp_path / "result.json"
     cmd = [sys.executable, str(SCRIPT), "--supernodes", "2", "--rounds", "2", "--clients", "24", "--partition", "iid",
-           "--mode", "ldp-rec", "--bits", "8", "--seed", "0", "--timeout", "200",
+           "--mode", "ldp-rec", "--bits", "8", "--seed", "0", "--timeout", "900",  # generous: CI is a loaded 2-core machine
            "--workdir", str(tmp_path / "work"), "--out", str(out)]
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=280)
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=1200)
     wall = time.perf_counter() - t0
     assert proc.returncode == 0, (
         f"the loopback deployment failed (exit {proc.returncode}); Flower's deployment engine could not run here:\n"
@@ -186,15 +186,18 @@ def test_deployment_engine_matches_simulation_engine(tmp_path):
     rows = result["rounds"]
     assert [r["round"] for r in rows] == [1, 2]
     for r in rows:
-        assert r["clients_ok"] == 24 and r["clients_failed"] == 0
+        assert r["clients_ok"] == 24 and r["clients_failed"] == 0 and r["clients_refused"] == 0
         assert r["nodes_sampled"] == r["nodes_replied"] == 2
         assert r["payload_bits_per_client"] == 8.0
         assert r["epsilon_round"] == pytest.approx(cfg.epsilon)
+        # the SuperNodes drew their private coins from OS entropy (the deployment path refuses seeded ones)
+        assert r["private_coins"] == ["os-entropy"]
     assert rows[-1]["epsilon_total"] == pytest.approx(2 * cfg.epsilon)
 
+    # the simulation engine with the same config (OS-entropy coins too): the same rows up to the
+    # clients' private randomness, so only what does not depend on it is compared exactly
     sim_rows, _ = run_flower(cfg)
     for d, s in zip(rows, sim_rows, strict=True):
-        for key in ("round", "clients_ok", "clients_failed", "payload_bits_per_client", "accuracy"):
+        for key in ("round", "clients_ok", "clients_failed", "payload_bits_per_client", "private_coins"):
             assert d[key] == s[key], (key, d, s)
-        # same float operations in both engines; the tolerance only allows a different summation order
-        assert d["loss"] == pytest.approx(s["loss"], rel=1e-6, abs=0)
+        assert abs(d["accuracy"] - s["accuracy"]) < 0.25

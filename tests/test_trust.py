@@ -209,6 +209,20 @@ def test_server_counts_refusals():
     assert row["private_coins"] == [PRIVATE_COINS_OS]
 
 
+def test_payloads_of_a_differently_configured_client_fail_the_tag():
+    """The codec's configuration is bound into the tag: a client running another ε, mechanism,
+    index length or clip cannot have its payloads decoded silently into wrongly scaled estimates."""
+    cfg = FLConfig(**{**BASE, "epsilon": 4.0}, mode="ldp-rec", bits=8)
+    dim = F.model_dim(cfg)
+    params = np.zeros(dim, np.float32)
+    state = F.ServerState(cfg, params)
+    assert state.decode(1, F.client_round(cfg, params, 1, 0, 6).payloads, 0, 6).ok.all()
+    for other in (dict(epsilon=3.5), dict(mechanism="privunit2"), dict(clip=0.25), dict(codec="subset")):
+        res = state.decode(1, F.client_round(cfg.replace(**other), params, 1, 0, 6).payloads, 0, 6)
+        assert not res.ok.any() and all("tag mismatch" in e or "codec id" in e for e in res.errors), other
+    assert F.round_codec(cfg, dim).fingerprint != F.round_codec(cfg.replace(epsilon=3.5), dim).fingerprint
+
+
 # ----------------------------------------------------------------------------- a malicious node
 
 def forged_float_payloads(cfg: FLConfig, dim: int, rnd: int, ids, rows: np.ndarray) -> list[bytes]:

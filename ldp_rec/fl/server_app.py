@@ -61,4 +61,4 @@ def main(grid: Grid, context: Context) -> None:
     out = context.run_config.get("out", "")
     if out:
         with open(out, "w") as fh:
-            json.dump({"config": cfg.to_record(), "rounds": rows}, fh, indent=2)
+            json.dump({"config": cfg.to_record(), "private_coins": cfg.private_coins, "rounds": rows}, fh, indent=2)
