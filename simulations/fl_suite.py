@@ -14,11 +14,10 @@ compared at equal privacy: the mechanism runs at ε for ``ldp`` and modified MRC
 Sec. 4), at ε/2 for plain MRC (its transcript is 2ε), and at ε/(2α) for PPR(α) (Liu et al. 2024,
 transcript 2αε). The ε each run's accountant reports is checked against the grid value.
 
-**Same code path as Flower.** The sweep's inner loop (:func:`run_rounds`) calls the functions the
-Flower apps call — :func:`ldp_rec.fl.federation.client_round` (the ClientApp's work),
-``ServerState.decode / apply / account`` and :func:`ldp_rec.fl.task.evaluate` (the ServerApp's
-``LdpRecFedAvg``) — with the same cohorts (:func:`ldp_rec.fl.federation.cohorts`: ranges depend only
-on the number of nodes) and therefore the same seeds, without Ray's start-up cost per run. The
+**Same code path as Flower.** The sweep's inner loop (:func:`run_rounds`) is
+:func:`ldp_rec.fl.server.run_in_process`: the same server round (:class:`~ldp_rec.fl.server.FederationServer`,
+which the Flower strategy drives) and the same client work (:func:`ldp_rec.fl.federation.client_round`),
+with the same cohorts and therefore the same seeds, without Ray's start-up cost per run. The
 headline runs (one per data set, ``[headline]`` of the config) go through Flower's simulation engine
 (:func:`ldp_rec.experiments.fl.run_flower`) and the suite records whether their accuracies equal
 the in-process loop's, round by round.
@@ -51,32 +50,23 @@ from ldp_rec.experiments.results import run_dir, write_result  # noqa: E402
 from ldp_rec.fl import models, task  # noqa: E402
 from ldp_rec.fl.config import FLConfig  # noqa: E402
 from ldp_rec.codec import wire  # noqa: E402
-from ldp_rec.fl.federation import ServerState, client_round, cohorts, default_bits, load_data, make_fl_model  # noqa: E402
+from ldp_rec.fl.federation import default_bits, load_data, make_fl_model, mechanism_epsilon, model_dim  # noqa: E402
+from ldp_rec.fl.server import run_in_process  # noqa: E402
 
 LOG2E = math.log2(math.e)
 DEFAULT_CONFIG = ROOT / "simulations" / "fl_default.toml"
 
 
 # --------------------------------------------------------------------------- methods
-def mechanism_epsilon(mode: str, codec: str, epsilon: float, *, alpha: float = 2.0) -> float:
-    """ε of the mechanism whose transcript is ε-LDP (references.md §4): ε for the float baseline and
-    modified MRC, ε/2 for plain MRC, ε/(2α) for PPR(α)."""
-    if mode != "ldp-rec":
-        return float(epsilon)
-    factor = {"modified-mrc": 1.0, "mrc": 2.0, "ppr": 2.0 * alpha}.get(codec)
-    if factor is None:
-        raise ValueError(f"codec {codec!r} has no ε-LDP transcript for a given mechanism ε; use modified-mrc, mrc or ppr")
-    return float(epsilon) / factor
-
-
 def method_label(mode: str, codec: str) -> str:
     return f"ldp-rec/{codec}" if mode == "ldp-rec" else mode
 
 
 def method_config(base: FLConfig, mode: str, codec: str, epsilon: float, *, max_bits: int) -> FLConfig:
-    """The FLConfig of one method at transcript ε per round."""
-    eps_mech = mechanism_epsilon(mode, codec, epsilon, alpha=base.alpha)
-    cfg = base.replace(mode=mode, codec=codec if mode == "ldp-rec" else base.codec, epsilon=eps_mech, bits=0)
+    """The FLConfig of one method at transcript ε per round (the mechanism ε from the codec's own
+    transcript event, :func:`ldp_rec.fl.federation.mechanism_epsilon`)."""
+    cfg = base.replace(mode=mode, codec=codec if mode == "ldp-rec" else base.codec, bits=0)
+    cfg = cfg.replace(epsilon=mechanism_epsilon(cfg, model_dim(cfg), epsilon))
     b = default_bits(cfg)
     if mode == "ldp-rec" and b is not None and b > max_bits:
         cfg = cfg.replace(bits=int(max_bits))
@@ -85,142 +75,9 @@ def method_config(base: FLConfig, mode: str, codec: str, epsilon: float, *, max_
 
 # --------------------------------------------------------------------------- the round loop
 def run_rounds(cfg: FLConfig, *, progress=None) -> tuple[list[dict], float]:
-    """``cfg.rounds`` rounds of the federation in-process; the rows have the fields and values of
-    :class:`ldp_rec.fl.strategy.LdpRecFedAvg`'s rows (see the module docstring)."""
-    t_start = time.perf_counter()
-    data = load_data(cfg)
-    model = make_fl_model(cfg, data)
-    state = ServerState(cfg, models.get_flat_params(model))
-    state.check_plan()
-    assigned = cohorts(data.users.num_users, range(cfg.nodes))
-    rows = []
-    for rnd in range(1, cfg.rounds + 1):
-        t0 = time.perf_counter()
-        total = np.zeros(state.params.size)
-        n_ok = n_failed = 0
-        bits, nbytes = [], []
-        for start, stop in assigned.values():
-            res = client_round(cfg, state.params, rnd, start, stop)
-            dec = state.decode(rnd, res.payloads, start, stop)
-            total += dec.estimates[dec.ok].sum(axis=0)
-            n_ok += int(dec.ok.sum())
-            n_failed += dec.n_failed
-            for p, ok in zip(res.payloads, dec.ok):
-                if ok:
-                    bits.append(wire.unpack_header_nbits(p))
-                    nbytes.append(len(p))
-        state.apply(total, n_ok)
-        eps_round, eps_basic, eps_pld = state.account()
-        models.set_flat_params(model, state.params)
-        loss, acc = task.evaluate(model, data.X_test, data.y_test)
-        row = {"round": rnd, "clients_ok": n_ok, "clients_failed": n_failed, "clients_refused": 0,
-               "private_coins": [cfg.private_coins], "nodes_sampled": len(assigned),
-               "nodes_replied": len(assigned), "payload_bits_per_client": float(np.mean(bits)) if bits else 0.0,
-               "message_bytes_per_client": float(np.mean(nbytes)) if nbytes else 0.0,
-               "epsilon_round": eps_round, "epsilon_total": eps_basic, "epsilon_total_pld": eps_pld,
-               "accuracy": acc, "loss": loss, "seconds": time.perf_counter() - t0}
-        rows.append(row)
-        if progress is not None:
-            progress(row)
-    return rows, time.perf_counter() - t_start
-
-
-# --------------------------------------------------------------------------- statistics
-def band(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and half-width 1.96·sem over axis 0 (seeds); the half-width is 0 for one seed."""
-    v = np.asarray(values, dtype=np.float64)
-    mean = v.mean(axis=0)
-    if v.shape[0] < 2:
-        return mean, np.zeros_like(mean)
-    return mean, 1.96 * v.std(axis=0, ddof=1) / math.sqrt(v.shape[0])
-
-
-def aggregate(records: list[dict]) -> list[dict]:
-    """One row per (data set, method, ε): final and best accuracy (mean ± 1.96·sem over seeds),
-    bits per user per round, transcript ε per round, PLD ε after all rounds, seconds per round."""
-    groups: dict[tuple, list[dict]] = {}
-    for r in records:
-        groups.setdefault((r["dataset"], r["method"], r["epsilon"]), []).append(r)
-    out = []
-    for (ds, method, eps), rs in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2] or 0.0)):
-        fin, fin_hw = band(np.array([[r["summary"]["final_accuracy"]] for r in rs]))
-        best, best_hw = band(np.array([[r["summary"]["best_accuracy"]] for r in rs]))
-        s0 = rs[0]["summary"]
-        out.append({"dataset": ds, "method": method, "epsilon": eps, "seeds": len(rs),
-                    "final_accuracy": float(fin[0]), "final_ci95": float(fin_hw[0]),
-                    "best_accuracy": float(best[0]), "best_ci95": float(best_hw[0]),
-                    "bits_per_user_round": float(np.mean([r["summary"]["payload_bits_per_client"] for r in rs])),
-                    "mechanism_epsilon": rs[0]["mechanism_epsilon"], "index_bits": rs[0]["index_bits"],
-                    "epsilon_round": s0["epsilon_round"], "epsilon_total_pld": s0["epsilon_total_pld"],
-                    "median_round_seconds": float(np.median([r["summary"]["median_round_seconds"] for r in rs])),
-                    "users": rs[0]["users"], "dim": rs[0]["dim"], "rounds": rs[0]["rounds"]})
-    return out
-
-
-# --------------------------------------------------------------------------- plots
-def plot_dataset(dataset: str, curves: dict, table: list[dict], path: Path, title: str) -> Path:
-    """Accuracy vs round (one panel per ε) and final accuracy vs ε, with mean ± 1.96·sem bands."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import matplotlib.ticker
-
-    eps_grid = sorted({e for (ds, _, e) in curves if ds == dataset and e is not None})
-    methods = sorted({m for (ds, m, _) in curves if ds == dataset})
-    colors = {m: f"C{i}" for i, m in enumerate(methods)}
-    fig, axes = plt.subplots(1, len(eps_grid) + 1, figsize=(4.2 * (len(eps_grid) + 1), 3.8), squeeze=False)
-    axes = axes[0]
-    for k, eps in enumerate(eps_grid):
-        ax = axes[k]
-        for m in methods:
-            acc = curves.get((dataset, m, eps))
-            if acc is None:
-                continue
-            mean, hw = band(acc)
-            r = np.arange(1, mean.size + 1)
-            ax.plot(r, mean, color=colors[m], label=m)
-            ax.fill_between(r, mean - hw, mean + hw, color=colors[m], alpha=0.2)
-        ax.set(xlabel="round", ylabel="test accuracy", title=f"ε = {eps:g} per round (transcript)")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
-    ax = axes[-1]
-    for m in methods:
-        rows = sorted((r for r in table if r["dataset"] == dataset and r["method"] == m), key=lambda r: r["epsilon"] or 0)
-        if not rows:
-            continue
-        if rows[0]["epsilon"] is None:  # ε-independent (non-private): a horizontal band
-            y, e = rows[0]["final_accuracy"], rows[0]["final_ci95"]
-            ax.axhline(y, color=colors[m], ls="--", label=m)
-            ax.axhspan(y - e, y + e, color=colors[m], alpha=0.15)
-            continue
-        x = np.array([r["epsilon"] for r in rows])
-        y = np.array([r["final_accuracy"] for r in rows])
-        e = np.array([r["final_ci95"] for r in rows])
-        ax.errorbar(x, y, yerr=e, fmt="o-", capsize=3, color=colors[m], label=m)
-    ax.set(xlabel="ε per round (transcript)", ylabel="final test accuracy", title="final accuracy vs ε", xscale="log", xticks=eps_grid)
-    ax.set_xticklabels([f"{e:g}" for e in eps_grid])
-    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
-    fig.suptitle(title, fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
-
-
-# --------------------------------------------------------------------------- the suite
-def dataset_settings(cfg: dict, name: str) -> dict:
-    """The suite keys of ``cfg`` overridden by the data set's own table (``[<section>.datasets.<name>]``);
-    keys that are FLConfig fields go to the FLConfig, the rest steer the grid."""
-    grid_keys = ("rounds", "seeds", "epsilons", "modes", "codecs", "max_bits")
-    ds = dict(cfg["datasets"][name])
-    grid = {k: ds.pop(k, cfg.get(k)) for k in grid_keys}
-    ds.setdefault("mechanism", cfg.get("mechanism", "privunitg"))
-    ds.setdefault("alpha", float(cfg.get("ppr_alpha", 2.0)))
-    grid["base"] = FLConfig(**{**ds, "rounds": int(grid["rounds"])})
-    return grid
+    """``cfg.rounds`` rounds in-process: :func:`ldp_rec.fl.server.run_in_process`, the Flower apps' round."""
+    rows, wall, _ = run_in_process(cfg, progress=progress)
+    return rows, wall
 
 
 def _index_bits(conf: dict) -> int:

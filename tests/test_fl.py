@@ -9,6 +9,7 @@ from ldp_rec.errors import ParameterError
 from ldp_rec.fl import federation as F
 from ldp_rec.fl import models
 from ldp_rec.fl.config import FLConfig
+from ldp_rec.fl.server import FederationServer, run_in_process
 from ldp_rec.rec import randomness
 
 # seeded private coins: these tests compare replays bit for bit (simulation only)
@@ -16,20 +17,8 @@ SMALL = dict(dataset="digits", partition="iid", clients=24, nodes=2, rounds=2, e
 
 
 def _direct_rounds(cfg: FLConfig) -> np.ndarray:
-    """The rounds computed with the library alone (no Flower), cohorts as the strategy assigns them."""
-    data = F.load_data(cfg)
-    state = F.ServerState(cfg, models.get_flat_params(F.make_fl_model(cfg, data)))
-    n = data.users.num_users
-    bounds = np.linspace(0, n, cfg.nodes + 1).round().astype(int)
-    for rnd in range(1, cfg.rounds + 1):
-        total, n_ok = np.zeros(state.params.size), 0
-        for a, b in zip(bounds[:-1], bounds[1:]):
-            res = F.client_round(cfg, state.params, rnd, int(a), int(b))
-            dec = state.decode(rnd, res.payloads, int(a), int(b))
-            total += dec.estimates[dec.ok].sum(0)
-            n_ok += int(dec.ok.sum())
-        state.apply(total, n_ok)
-    return state.params
+    """The rounds computed with the library alone (no Flower): the one server round, in-process."""
+    return run_in_process(cfg)[2].params
 
 
 def test_rounds_are_reproducible():
@@ -47,15 +36,15 @@ def test_seeds_never_reused(run, rounds, clients, chunks):
 
 
 @pytest.mark.parametrize("mechanism", ["privunitg", "privunit2", "duchi"])
-def test_max_epsilon_guard(mechanism):
-    """Planned at the model's real dimension (cap mechanisms on the sphere need dim >= 2)."""
+def test_max_epsilon_budget_is_checked_at_the_real_dimension(mechanism):
+    """The per-user budget is planned with the model's real dimension (cap mechanisms on the sphere
+    need dim >= 2); a budget that not one participation fits is refused before any work."""
     cfg = FLConfig(**{**SMALL, "mode": "ldp-rec", "mechanism": mechanism, "rounds": 50, "max_epsilon": 100.0})
-    dim = F.model_dim(cfg)
-    assert dim == 650
-    with pytest.raises(ParameterError, match="exceeds max_epsilon"):
-        F.check_plan(cfg, dim)
-    F.check_plan(cfg.replace(max_epsilon=1000.0), dim)
-    F.check_plan(cfg.replace(mode="none"), dim)  # non-private: nothing to guard
+    assert F.model_dim(cfg) == 650
+    FederationServer(cfg)  # 25 participations fit
+    with pytest.raises(ParameterError, match="no user could ever take part"):
+        FederationServer(cfg.replace(max_epsilon=3.0))
+    FederationServer(cfg.replace(mode="none"))  # non-private: nothing to guard
 
 
 def test_nonfinite_updates_are_privatised_as_zero_and_look_like_any_other(monkeypatch):
@@ -73,15 +62,15 @@ def test_nonfinite_updates_are_privatised_as_zero_and_look_like_any_other(monkey
         return U, losses, nex
 
     monkeypatch.setattr(F.task, "local_updates", poisoned)
-    res = F.client_round(cfg, params, 1, 0, 5)
+    res = F.client_round(cfg, params, 1, np.arange(5))
     assert res.replaced == 2
     assert len({len(p) for p in res.payloads}) == 1 and all(p[:3] == res.payloads[0][:3] for p in res.payloads)
-    dec = F.ServerState(cfg, params).decode(1, res.payloads, 0, 5)
+    dec = FederationServer(cfg, params).decode(1, res.payloads, np.arange(5))
     assert dec.n_failed == 0 and dec.ok.all()
     for mode in ("ldp", "none"):  # float payloads too: same length, all decode
-        out = F.client_round(cfg.replace(mode=mode), params, 1, 0, 5)
+        out = F.client_round(cfg.replace(mode=mode), params, 1, np.arange(5))
         assert len({len(p) for p in out.payloads}) == 1 and out.replaced == 2
-        assert F.ServerState(cfg.replace(mode=mode), params).decode(1, out.payloads, 0, 5).ok.all()
+        assert FederationServer(cfg.replace(mode=mode), params).decode(1, out.payloads, np.arange(5)).ok.all()
 
 
 @pytest.mark.slow
@@ -90,17 +79,17 @@ def test_flower_simulation_matches_library_and_counts_faults():
 
     cfg = FLConfig(**{**SMALL, "mode": "ldp-rec"})
     captured = {}
-    orig = F.ServerState.apply
+    orig = FederationServer.apply
 
     def spy(self, total, n_ok):
         orig(self, total, n_ok)
         captured["params"] = self.params.copy()
 
-    F.ServerState.apply = spy
+    FederationServer.apply = spy
     try:
         rows, _ = run_flower(cfg)
     finally:
-        F.ServerState.apply = orig
+        FederationServer.apply = orig
     assert [r["round"] for r in rows] == [1, 2]
     assert all(r["clients_ok"] == 24 and r["clients_failed"] == 0 and r["nodes_replied"] == 2 for r in rows)
     assert all(r["private_coins"] == [cfg.private_coins] and r["clients_refused"] == 0 for r in rows)

@@ -6,9 +6,9 @@ from types import SimpleNamespace
 import numpy as np
 
 from ldp_rec.fl import federation as F
-from ldp_rec.fl import models
 from ldp_rec.fl.client_app import pack_payloads
 from ldp_rec.fl.config import FLConfig
+from ldp_rec.fl.server import FederationServer
 from ldp_rec.fl.strategy import LdpRecFedAvg
 
 
@@ -25,38 +25,39 @@ class FakeReply:
 
 def _setup():
     cfg = FLConfig(dataset="digits", partition="iid", clients=30, nodes=3, rounds=3, mode="ldp-rec", bits=6)
-    data = F.load_data(cfg)
-    state = F.ServerState(cfg, models.get_flat_params(F.make_fl_model(cfg, data)))
-    strat = LdpRecFedAvg(state)
-    strat._assigned = F.cohorts(30, [11, 22, 33])
-    return cfg, state, strat
+    server = FederationServer(cfg)
+    strat = LdpRecFedAvg(server)
+    server.plan(1, [11, 22, 33])
+    return cfg, server, strat
 
 
 def test_missing_error_garbage_and_replayed_replies_are_counted():
-    cfg, state, strat = _setup()
-    (a0, a1), (b0, b1), (c0, c1) = strat._assigned[11], strat._assigned[22], strat._assigned[33]
-    r1 = F.client_round(cfg, state.params, 1, a0, a1).payloads
-    r2 = F.client_round(cfg, state.params, 2, b0, b1).payloads
-    garbage = [b"\x01\x02garbage"] * (b1 - b0)
-    before = state.params.copy()
+    cfg, server, strat = _setup()
+    a, b, c = server.assigned[11], server.assigned[22], server.assigned[33]
+    r1 = F.client_round(cfg, server.params, 1, a).payloads
+    r2 = F.client_round(cfg, server.params, 2, b).payloads
+    garbage = [b"\x01\x02garbage"] * b.size
+    before = server.params.copy()
     # round 2: node 11 replays its round-1 payloads, node 22 sends garbage, node 33 never replies
     strat.aggregate_train(2, [FakeReply(11, r1), FakeReply(22, garbage)])
-    row = strat._pending
+    row = server._pending
     assert row["clients_ok"] == 0 and row["clients_failed"] == 30
     assert row["nodes_sampled"] == 3 and row["nodes_replied"] == 2
-    np.testing.assert_array_equal(state.params, before)  # nothing decoded, nothing applied
+    np.testing.assert_array_equal(server.params, before)  # nothing decoded, nothing applied
+    assert server.ledger.counts.sum() == 0  # nobody charged: no payload decoded
     # round 2 again: an honest node, an error reply and a reply from a node never sampled
     strat.aggregate_train(2, [FakeReply(22, r2), FakeReply(33, error="disconnected"), FakeReply(99, r2)])
-    row = strat._pending
-    assert row["clients_ok"] == b1 - b0 and row["clients_failed"] == (a1 - a0) + (c1 - c0)
-    assert not np.array_equal(state.params, before)
+    row = server._pending
+    assert row["clients_ok"] == b.size and row["clients_failed"] == a.size + c.size
+    assert not np.array_equal(server.params, before)
+    assert server.ledger.counts[b].tolist() == [1] * b.size and server.ledger.counts.sum() == b.size
 
 
 def test_malformed_payload_record_fails_its_node_only():
-    cfg, state, strat = _setup()
-    a0, a1 = strat._assigned[11]
-    good = F.client_round(cfg, state.params, 1, a0, a1).payloads
+    cfg, server, strat = _setup()
+    a = server.assigned[11]
+    good = F.client_round(cfg, server.params, 1, a).payloads
     bad = FakeReply(22, [b"x"])  # wrong number of payloads for its cohort
     strat.aggregate_train(1, [FakeReply(11, good), bad])
-    row = strat._pending
-    assert row["clients_ok"] == a1 - a0 and row["clients_failed"] == 30 - (a1 - a0)
+    row = server._pending
+    assert row["clients_ok"] == a.size and row["clients_failed"] == 30 - a.size

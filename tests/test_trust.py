@@ -28,6 +28,7 @@ from ldp_rec.fl import models
 from ldp_rec.fl.client_app import build_client_app, handle_train
 from ldp_rec.fl.config import PRIVATE_COINS_OS, PRIVATE_COINS_SEEDED, FLConfig
 from ldp_rec.fl.policy import NodePolicy
+from ldp_rec.fl.server import FederationServer
 from ldp_rec.fl.strategy import LdpRecFedAvg
 from ldp_rec.privacy.audit import epsilon_lower_bound
 
@@ -47,9 +48,9 @@ def _server_guesses(cfg: FLConfig, rnd: int, start: int):
 def _attack(observed: bytes, cfg, rnd, start, x, x_alt, guess_rng) -> bool:
     """The server's guess "the input was x" (True) or "x_alt" (False)."""
     for rng_x, rng_alt in zip(_server_guesses(cfg, rnd, start), _server_guesses(cfg, rnd, start)):
-        if F.privatize_cohort(cfg, x[None], rnd, start, rng_x).payloads[0] == observed:
+        if F.privatize_cohort(cfg, x[None], rnd, [start], rng_x).payloads[0] == observed:
             return True
-        if F.privatize_cohort(cfg, x_alt[None], rnd, start, rng_alt).payloads[0] == observed:
+        if F.privatize_cohort(cfg, x_alt[None], rnd, [start], rng_alt).payloads[0] == observed:
             return False
     return bool(guess_rng.random() < 0.5)
 
@@ -78,15 +79,17 @@ def _in_process_client(monkeypatch):
     def client(cfg, x, rnd):
         monkeypatch.setattr(F.task, "local_updates", lambda *a, **k: (x[None].copy(), np.zeros(1), np.ones(1)))
         params = np.zeros(F.model_dim(cfg), np.float32)
-        return F.client_round(cfg, params, rnd, 0, 1).payloads[0]
+        return F.client_round(cfg, params, rnd, [0]).payloads[0]
     return client
 
 
 def _train_message(cfg: FLConfig, params: np.ndarray, rnd: int, start: int, stop: int) -> Message:
     md = Metadata(run_id=1, message_id="", src_node_id=0, dst_node_id=7, reply_to_message_id="", group_id=str(rnd),
                   created_at=time.time(), ttl=3600.0, message_type=MessageType.TRAIN)
-    conf = ConfigRecord({**cfg.to_record(), "server-round": rnd, "users-start": start, "users-stop": stop})
-    return make_message(md, RecordDict({"arrays": ArrayRecord({"params": Array(params)}), "config": conf}))
+    return make_message(md, RecordDict({
+        "arrays": ArrayRecord({"params": Array(params)}), "config": ConfigRecord(cfg.to_record()),
+        "round": ConfigRecord({"server-round": rnd}),
+        "users": ArrayRecord({"ids": Array(np.arange(start, stop, dtype=np.int64))})}))
 
 
 def _context() -> Context:
@@ -133,12 +136,13 @@ def test_seeded_mode_replays_and_os_entropy_mode_does_not():
     cfg = FLConfig(**BASE, mode="ldp-rec", bits=6)
     params = models.get_flat_params(F.make_fl_model(cfg, F.load_data(cfg)))
     seeded = cfg.replace(private_seed=5)
-    assert F.client_round(seeded, params, 1, 0, 12).payloads == F.client_round(seeded, params, 1, 0, 12).payloads
+    ids = np.arange(12)
+    assert F.client_round(seeded, params, 1, ids).payloads == F.client_round(seeded, params, 1, ids).payloads
     assert seeded.private_coins == PRIVATE_COINS_SEEDED and "simulation only" in PRIVATE_COINS_SEEDED
-    a, b = F.client_round(cfg, params, 1, 0, 12).payloads, F.client_round(cfg, params, 1, 0, 12).payloads
+    a, b = F.client_round(cfg, params, 1, ids).payloads, F.client_round(cfg, params, 1, ids).payloads
     assert a != b and cfg.private_coins == PRIVATE_COINS_OS
     lb = FLConfig(**BASE, mode="ldp")
-    fa, fb = F.client_round(lb, params, 1, 0, 12).payloads, F.client_round(lb, params, 1, 0, 12).payloads
+    fa, fb = F.client_round(lb, params, 1, ids).payloads, F.client_round(lb, params, 1, ids).payloads
     assert all(p != q for p, q in zip(fa, fb))  # float payloads: every user's noise is fresh
 
 
@@ -192,19 +196,19 @@ def test_per_user_budget_on_the_node(tmp_path, monkeypatch):
 
 def test_server_counts_refusals():
     cfg = FLConfig(**BASE, mode="ldp")
-    data = F.load_data(cfg)
-    state = F.ServerState(cfg, models.get_flat_params(F.make_fl_model(cfg, data)))
-    strat = LdpRecFedAvg(state)
-    strat._assigned = F.cohorts(24, [11, 22])
-    (a0, a1), (b0, b1) = strat._assigned[11], strat._assigned[22]
-    good = handle_train(_train_message(cfg, state.params, 1, a0, a1), _context(), NodePolicy())
-    refused = handle_train(_train_message(cfg.replace(mode="none"), state.params, 1, b0, b1), _context(), NodePolicy())
+    server = FederationServer(cfg)
+    strat = LdpRecFedAvg(server)
+    server.plan(1, [11, 22])
+    a, b = server.assigned[11], server.assigned[22]
+    a0, a1, b0, b1 = a[0], a[-1] + 1, b[0], b[-1] + 1
+    good = handle_train(_train_message(cfg, server.params, 1, a0, a1), _context(), NodePolicy())
+    refused = handle_train(_train_message(cfg.replace(mode="none"), server.params, 1, b0, b1), _context(), NodePolicy())
     def from_node(reply, node):  # the reply as the server receives it from ``node``
         return SimpleNamespace(metadata=SimpleNamespace(src_node_id=node), content=reply.content,
                                has_error=lambda: False)
 
     strat.aggregate_train(1, [from_node(good, 11), from_node(refused, 22)])
-    row = strat._pending
+    row = server._pending
     assert row["clients_ok"] == a1 - a0 and row["clients_refused"] == b1 - b0 and row["clients_failed"] == 0
     assert row["private_coins"] == [PRIVATE_COINS_OS]
 
@@ -215,10 +219,11 @@ def test_payloads_of_a_differently_configured_client_fail_the_tag():
     cfg = FLConfig(**{**BASE, "epsilon": 4.0}, mode="ldp-rec", bits=8)
     dim = F.model_dim(cfg)
     params = np.zeros(dim, np.float32)
-    state = F.ServerState(cfg, params)
-    assert state.decode(1, F.client_round(cfg, params, 1, 0, 6).payloads, 0, 6).ok.all()
+    state = FederationServer(cfg, params)
+    ids = np.arange(6)
+    assert state.decode(1, F.client_round(cfg, params, 1, ids).payloads, ids).ok.all()
     for other in (dict(epsilon=3.5), dict(mechanism="privunit2"), dict(clip=0.25), dict(codec="subset")):
-        res = state.decode(1, F.client_round(cfg.replace(**other), params, 1, 0, 6).payloads, 0, 6)
+        res = state.decode(1, F.client_round(cfg.replace(**other), params, 1, ids).payloads, ids)
         assert not res.ok.any() and all("tag mismatch" in e or "codec id" in e for e in res.errors), other
     assert F.round_codec(cfg, dim).fingerprint != F.round_codec(cfg.replace(epsilon=3.5), dim).fingerprint
 
@@ -238,8 +243,8 @@ def forged_float_payloads(cfg: FLConfig, dim: int, rnd: int, ids, rows: np.ndarr
 def test_out_of_range_float_estimates_are_rejected(mode):
     cfg = FLConfig(**BASE, mode=mode)
     dim = F.model_dim(cfg)
-    state = F.ServerState(cfg, np.zeros(dim, np.float32))
-    honest = F.client_round(cfg.replace(mode=mode), state.params, 1, 0, 4).payloads
+    state = FederationServer(cfg, np.zeros(dim, np.float32))
+    honest = F.client_round(cfg.replace(mode=mode), state.params, 1, np.arange(4)).payloads
     bound = F.round_codec(cfg, dim).output_norm_bound()
     assert np.isfinite(bound)
     rows = np.zeros((4, dim))
@@ -248,7 +253,7 @@ def test_out_of_range_float_estimates_are_rejected(mode):
     rows[2, 3] = np.nan
     rows[3, 0] = 0.5 * bound  # inside the range: accepted
     forged = forged_float_payloads(cfg, dim, 1, np.arange(4, 8), rows)
-    res = state.decode(1, honest + forged, 0, 8)
+    res = state.decode(1, honest + forged, np.arange(8))
     assert list(res.ok) == [True] * 4 + [False, False, False, True]
     assert "output range" in res.errors[4] and "NaN or Inf" in res.errors[5] + res.errors[6]
     assert np.isfinite(res.estimates).all()
@@ -270,14 +275,13 @@ def test_malicious_node_is_counted_and_the_run_completes():
     @malicious.train()
     def train(msg, context):
         reply = handle_train(msg, context, NodePolicy.simulation())
-        conf = msg.content["config"]
-        start, stop = int(conf["users-start"]), int(conf["users-stop"])
-        if start == 0:
+        ids = msg.content["users"]["ids"].numpy()
+        if 0 in ids:
             dim = msg.content["arrays"]["params"].numpy().size
-            rows = np.full((stop - start, dim), 1e6)
+            rows = np.full((ids.size, dim), 1e6)
             rows[0] = np.finfo(np.float32).max
             rows[1, 0] = np.nan
-            forged = forged_float_payloads(cfg, dim, int(conf["server-round"]), np.arange(start, stop), rows)
+            forged = forged_float_payloads(cfg, dim, int(msg.content["round"]["server-round"]), ids, rows)
             reply.content["payloads"] = pack_payloads(forged)
         return reply
 

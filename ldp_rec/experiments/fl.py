@@ -190,9 +190,9 @@ def run(args) -> int:
     runs, summary, configs, walls = {}, {}, {}, {}
     for mode in modes:
         cfg = config_from_args(args, mode)
-        from ..fl.federation import check_plan, model_dim
+        from ..fl.server import FederationServer
 
-        check_plan(cfg, model_dim(cfg))  # max-epsilon guard, at the model's real dimension, before any work
+        FederationServer(cfg)  # refuses, before any work, a per-user budget no participation fits
         bar = tqdm(total=cfg.rounds, desc=f"{mode:8s}", unit="round")
 
         def progress(row, bar=bar):

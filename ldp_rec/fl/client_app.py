@@ -77,15 +77,14 @@ def refusal_reply(msg: Message, reason: str) -> Message:
 def handle_train(msg: Message, context: Context, policy: NodePolicy) -> Message:
     """The node's work for one train message, under ``policy``."""
     _match_thread_budget()
-    conf = msg.content["config"]
-    cfg = FLConfig.from_record(conf)
+    cfg = FLConfig.from_record(msg.content["config"])
     params = msg.content["arrays"]["params"].numpy()
-    start, stop = int(conf["users-start"]), int(conf["users-stop"])
-    rnd = int(conf["server-round"])
+    ids = msg.content["users"]["ids"].numpy().astype(np.int64)
+    rnd = int(msg.content["round"]["server-round"])
     ledger = _ledger(context)
-    spent = max((ledger.get(u, 0.0) for u in range(start, stop)), default=0.0)
+    spent = max((ledger.get(int(u), 0.0) for u in ids), default=0.0)
     # the nominal ε first (a lower bound on the transcript's, and it needs no codec), then the transcript's
-    eps = float("inf") if cfg.mode == "none" else float(cfg.epsilon)
+    eps = float("inf") if cfg.mode in ("none", "cdp") else float(cfg.epsilon)
     reason = policy.refusal(cfg, eps, spent)
     if reason is None:
         eps = _epsilon_round(cfg, params.size)
@@ -94,19 +93,19 @@ def handle_train(msg: Message, context: Context, policy: NodePolicy) -> Message:
         log.warning("round %d: refusing the server's request: %s", rnd, reason)
         return refusal_reply(msg, reason)
     faults = [f for f in cfg.fault.split(",") if f]
-    if "raise" in faults and start == 0:
+    if "raise" in faults and 0 in ids:
         raise RuntimeError("injected client failure (fault='raise')")
-    res = client_round(cfg, params, rnd, start, stop)
+    res = client_round(cfg, params, rnd, ids)
     if res.replaced:
         log.warning("round %d: %d local updates were non-finite and were replaced by 0 (not reported)",
                     rnd, res.replaced)
     if eps != float("inf"):
-        for u in range(start, stop):
+        for u in ids.tolist():
             ledger[u] = ledger.get(u, 0.0) + eps
         _store_ledger(context, ledger)
     for f in faults:
-        if f.startswith("corrupt:") and start <= int(f[8:]) < stop:
-            k = int(f[8:]) - start
+        if f.startswith("corrupt:") and int(f[8:]) in ids:
+            k = int(np.flatnonzero(ids == int(f[8:]))[0])
             bad = bytearray(res.payloads[k])
             bad[len(bad) // 2] ^= 0x5A
             res.payloads[k] = bytes(bad)

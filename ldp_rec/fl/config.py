@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from .._validation import check_epsilon, check_positive_int
 from ..errors import ParameterError
 
-MODES = ("none", "ldp", "ldp-rec")
+MODES = ("none", "cdp", "ldp", "ldp-rec")
+SAMPLINGS = ("all", "fixed", "poisson")
 PRIVATE_COINS_OS = "os-entropy"
 PRIVATE_COINS_SEEDED = "seeded (simulation only, not private against the server)"
 
@@ -30,11 +31,16 @@ class FLConfig:
     dataset: str = "digits"
     clients: int = 0
     nodes: int = 2
+    min_nodes: int = 0  # a round proceeds with at least this many nodes (0: all `nodes`)
     rounds: int = 50
+    sampling: str = "all"  # the round's cohort: all | fixed (cohort_size users) | poisson (rate sample_rate)
+    cohort_size: int = 0
+    sample_rate: float = 0.0
     mode: str = "ldp-rec"
     mechanism: str = "privunitg"
     codec: str = "modified-mrc"
-    epsilon: float = 4.0
+    epsilon: float = 4.0  # ε per participation of the mechanism; mode cdp: the run's total user-level ε target
+    noise_multiplier: float = 0.0  # cdp: σ of DP-FedAvg (0: calibrated to reach `epsilon` after `rounds`)
     bits: int = 0  # 0: the codec's default (ceil(eps*log2 e) + 4 for MRC-type codecs)
     alpha: float = 2.0  # PPR
     clip: float = 0.5  # tuned on digits (simulations/tune_fedsgd.py): 92% at eps=4 uncompressed
@@ -51,7 +57,7 @@ class FLConfig:
     seed: int = 0  # the public run seed: shared candidate streams and the model's initialisation
     private_seed: int = -1  # -1: private coins from OS entropy on each node; >= 0: seeded (simulation only)
     delta: float = 1e-5
-    max_epsilon: float = 0.0  # 0: no guard
+    max_epsilon: float = 0.0  # per-user budget: a user whose next participation would exceed it is retired (0: none)
     timeout: float = 600.0
     fault: str = ""  # testing hook, comma-separated: "raise" (the node hosting user 0 fails), "corrupt:K" (flip a byte of user K's payload)
 
@@ -62,6 +68,17 @@ class FLConfig:
             raise ParameterError(f"unknown dataset {self.dataset!r}")
         check_epsilon(self.epsilon)
         check_positive_int(self.nodes, "nodes")
+        check_positive_int(self.min_nodes, "min_nodes", minimum=0)
+        if self.min_nodes > self.nodes:
+            raise ParameterError(f"min_nodes ({self.min_nodes}) cannot exceed nodes ({self.nodes})")
+        if self.sampling not in SAMPLINGS:
+            raise ParameterError(f"sampling must be one of {SAMPLINGS}, got {self.sampling!r}")
+        if self.sampling == "fixed":
+            check_positive_int(self.cohort_size, "cohort_size")
+        if self.sampling == "poisson" and not 0 < self.sample_rate <= 1:
+            raise ParameterError(f"poisson sampling needs sample_rate in (0, 1], got {self.sample_rate!r}")
+        if not (self.noise_multiplier >= 0 and self.noise_multiplier < float("inf")):
+            raise ParameterError(f"noise_multiplier must be finite and >= 0, got {self.noise_multiplier!r}")
         check_positive_int(self.rounds, "rounds")
         check_positive_int(self.clients, "clients", minimum=0)
         check_positive_int(self.local_epochs, "local_epochs")
@@ -84,7 +101,7 @@ class FLConfig:
 
     @property
     def codec_name(self) -> str:
-        return {"none": "none", "ldp": "none", "ldp-rec": self.codec}[self.mode]
+        return {"none": "none", "cdp": "none", "ldp": "none", "ldp-rec": self.codec}[self.mode]
 
     def replace(self, **kw) -> "FLConfig":
         return dataclasses.replace(self, **kw)
@@ -95,11 +112,19 @@ class FLConfig:
 
     @classmethod
     def from_record(cls, record) -> "FLConfig":
+        """From kebab-case keys (a ConfigRecord or a run config); an unknown key is an error, never
+        silently dropped."""
         names = {f.name: f for f in dataclasses.fields(cls)}
         kw = {}
+        unknown = []
         for key, value in dict(record).items():
             name = key.replace("-", "_")
-            if name in names:
-                typ = names[name].type
-                kw[name] = {"int": int, "float": float, "str": str}.get(typ, lambda v: v)(value)
+            if name not in names:
+                unknown.append(key)
+                continue
+            typ = names[name].type
+            kw[name] = {"int": int, "float": float, "str": str}.get(typ, lambda v: v)(value)
+        if unknown:
+            raise ParameterError(f"unknown run-config keys {sorted(unknown)}; known: "
+                                 f"{sorted(f.replace('_', '-') for f in names)}")
         return cls(**kw)

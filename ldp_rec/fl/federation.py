@@ -1,17 +1,17 @@
-"""The federated round without Flower: data, cohorts, client work and server aggregation.
+"""The client's side of a round, without Flower: data, the round's codec and the client's work.
 
 The Flower apps (:mod:`.client_app`, :mod:`.server_app`, :mod:`.strategy`) only move bytes and
-call these functions, so everything here is testable (and benchmarked) without Flower.
+call these functions and the server's round (:mod:`.server`), so everything is testable (and
+benchmarked) without Flower.
 
 Client identity for seeds
 -------------------------
-Users have global ids ``0 … n_users−1``. Each round the *server* assigns every sampled node a
-contiguous cohort of user ids (in the order of its sorted node ids) and sends it in the node's
-config. Shared-randomness keys are derived from ``(run seed, round, user id, chunk)``: the server
-decodes a reply with the cohort *it* assigned to the reply's source node (message metadata), never
-with ids read from the payload. Payloads are also bound to (round, user) by their tag
-(:mod:`ldp_rec.codec.wire`), so a replay of an earlier round's payload is rejected. Cohort ranges
-depend only on the number of nodes (the k-th smallest node id gets the k-th range). (In this
+Users have global ids ``0 … n_users−1``. Each round the *server* samples a cohort
+(:mod:`.cohort`) and sends every node the ids of the users it hosts this round. Shared-randomness
+keys are derived from ``(run seed, round, user id, chunk)``: the server decodes a reply with the
+ids *it* assigned to the reply's source node (message metadata), never with ids read from the
+payload. Payloads are also bound to (round, user, codec configuration) by their tag
+(:mod:`ldp_rec.codec.wire`), so a replay of an earlier round's payload is rejected. (In this
 simulator a node can produce any user's data: the embedded data sets are generated
 deterministically on every node.)
 
@@ -29,7 +29,7 @@ labelled "simulation only" everywhere and refused by a node's default policy
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -37,8 +37,6 @@ from ..codec.registry import FIXED_CANDIDATE_CODECS, make_codec, make_mechanism
 from ..codec.registry import default_bits as registry_default_bits
 from ..data.partition import Partition, partition
 from ..errors import ParameterError
-from ..privacy.accountant import BasicAccountant, PLDAccountant, plan_epsilon
-from ..privacy.events import NonPrivateEvent
 from . import models, task
 from .config import FLConfig
 
@@ -101,6 +99,25 @@ def default_bits(cfg: FLConfig) -> int | None:
     return None
 
 
+def mechanism_epsilon(cfg: FLConfig, dim: int, transcript_epsilon: float) -> float:
+    """The mechanism ε at which ``cfg``'s codec has a transcript ε of ``transcript_epsilon``, from the
+    codec's own transcript event (its factor: 1 for floats and modified MRC, 2 for MRC, 2α for PPR),
+    never from a table. ValueError for a codec whose transcript has no finite ε."""
+    from ..privacy.events import event_epsilon
+
+    t = float(transcript_epsilon)
+    if cfg.mode in ("none", "cdp"):
+        return t
+    factor = event_epsilon(round_codec(cfg.replace(epsilon=t), dim).transcript_event()) / t
+    if not (np.isfinite(factor) and factor > 0):
+        raise ValueError(f"codec {cfg.codec!r} has no finite transcript epsilon for {cfg.mechanism}")
+    eps = t / factor
+    got = event_epsilon(round_codec(cfg.replace(epsilon=eps), dim).transcript_event())
+    if not np.isclose(got, t, rtol=1e-9):
+        raise ValueError(f"codec {cfg.codec!r}: transcript epsilon is not linear in the mechanism's ({got} != {t})")
+    return eps
+
+
 def model_dim(cfg: FLConfig) -> int:
     """Number of model parameters (the dimension every codec of the run works in)."""
     return int(models.num_params(make_fl_model(cfg, load_data(cfg))))
@@ -108,7 +125,7 @@ def model_dim(cfg: FLConfig) -> int:
 
 @functools.lru_cache(maxsize=16)
 def _codec(mode, mechanism, codec, epsilon, dim, clip, bits, alpha):
-    if mode == "none":
+    if mode in ("none", "cdp"):  # the clipped update as floats (cdp: to a trusted server that adds the noise)
         return make_codec(None, "none", dim=dim, clip=clip)
     if mode == "ldp":
         return make_codec(make_mechanism(mechanism, epsilon=epsilon, dim=dim, clip=clip), "none")
@@ -121,27 +138,13 @@ def round_codec(cfg: FLConfig, dim: int):
                   default_bits(cfg), float(cfg.alpha))
 
 
-def cohorts(n_users: int, node_ids) -> dict[int, tuple[int, int]]:
-    """Contiguous user-id ranges for the sorted node ids."""
-    nodes = sorted(int(n) for n in node_ids)
-    if not nodes:
-        raise ParameterError("no nodes to assign users to")
-    bounds = np.linspace(0, n_users, len(nodes) + 1).round().astype(int)
-    return {n: (int(bounds[i]), int(bounds[i + 1])) for i, n in enumerate(nodes)}
-
-
-def user_slice(users: Partition, start: int, stop: int) -> Partition:
-    off = users.offsets[start : stop + 1]
-    return Partition(users.indices[off[0] : off[-1]], off - off[0])
-
-
-def private_coins(cfg: FLConfig, rnd: int, start: int) -> np.random.SeedSequence:
-    """The node's private randomness for round ``rnd`` and the cohort starting at user ``start``:
-    fresh OS entropy (``SeedSequence()``), or, only with ``cfg.private_seed >= 0`` (simulation),
-    ``SeedSequence([private_seed, rnd, start])``. Never derived from the run seed."""
+def private_coins(cfg: FLConfig, rnd: int, first_user: int) -> np.random.SeedSequence:
+    """The node's private randomness for round ``rnd`` and the cohort whose first user id is
+    ``first_user``: fresh OS entropy (``SeedSequence()``), or, only with ``cfg.private_seed >= 0``
+    (simulation), ``SeedSequence([private_seed, rnd, first_user])``. Never derived from the run seed."""
     if cfg.private_seed < 0:
         return np.random.SeedSequence()
-    return np.random.SeedSequence([cfg.private_seed, rnd, start])
+    return np.random.SeedSequence([cfg.private_seed, rnd, first_user])
 
 
 @dataclass
@@ -153,8 +156,8 @@ class ClientResult:
     replaced: int
 
 
-def privatize_cohort(cfg: FLConfig, U: np.ndarray, rnd: int, start: int, rng) -> ClientResult:
-    """Clip, privatise and encode the updates ``U`` (users ``start …``) with the private ``rng``.
+def privatize_cohort(cfg: FLConfig, U: np.ndarray, rnd: int, users, rng) -> ClientResult:
+    """Clip, privatise and encode the updates ``U`` of the user ids ``users`` with the private ``rng``.
 
     A non-finite update is replaced by the public value 0 (which the mechanism privatises like any
     other input), so every user sends a payload of the same form and length: the server cannot
@@ -165,74 +168,37 @@ def privatize_cohort(cfg: FLConfig, U: np.ndarray, rnd: int, start: int, rng) ->
         U[bad] = 0.0
     codec = round_codec(cfg, U.shape[1])
     payloads = codec.encode(task.clip_updates(U, cfg.clip), run_seed=cfg.seed, round=rnd,
-                            clients=np.arange(start, start + U.shape[0]), rng=rng)
+                            clients=np.asarray(users, dtype=np.int64), rng=rng)
     return ClientResult(payloads, int(bad.sum()))
 
 
-def client_round(cfg: FLConfig, params: np.ndarray, rnd: int, start: int, stop: int, *,
+def check_users(users, n_users: int) -> np.ndarray:
+    """The cohort's user ids as int64, distinct and within the population (ParameterError if not)."""
+    ids = np.asarray(users)
+    if ids.ndim != 1 or (ids.size and ids.dtype.kind not in "iu"):
+        raise ParameterError("user ids must be a 1-D integer array")
+    ids = ids.astype(np.int64)
+    if ids.size and (ids.min() < 0 or ids.max() >= n_users):
+        raise ParameterError(f"user ids outside 0..{n_users - 1}")
+    if np.unique(ids).size != ids.size:
+        raise ParameterError("user ids of a cohort must be distinct")
+    return ids
+
+
+def client_round(cfg: FLConfig, params: np.ndarray, rnd: int, users, *,
                  coins: np.random.SeedSequence | None = None) -> ClientResult:
-    """A node's work for users ``start … stop−1``: local training, clipping, privatisation and
+    """A node's work for the user ids ``users``: local training, clipping, privatisation and
     encoding, all private randomness from ``coins`` (default :func:`private_coins`)."""
     data = load_data(cfg)
-    if not 0 <= start <= stop <= data.users.num_users:
-        raise ParameterError(f"cohort [{start}, {stop}) outside 0..{data.users.num_users}")
-    train_coins, mech_coins = (coins if coins is not None else private_coins(cfg, rnd, start)).spawn(2)
+    ids = check_users(users, data.users.num_users)
+    if ids.size == 0:
+        return ClientResult([], 0)
+    train_coins, mech_coins = (coins if coins is not None else private_coins(cfg, rnd, int(ids[0]))).spawn(2)
     model = make_fl_model(cfg, data)
     models.set_flat_params(model, params)
-    part = user_slice(data.users, start, stop)
     U, _, _ = task.local_updates(
-        model, data.X_train, data.y_train, part, epochs=cfg.local_epochs, lr=cfg.local_lr,
+        model, data.X_train, data.y_train, data.users.select(ids), epochs=cfg.local_epochs, lr=cfg.local_lr,
         batch_size=cfg.batch_size or None, rng=train_coins,
     )
-    return privatize_cohort(cfg, U, rnd, start, np.random.default_rng(mech_coins))
+    return privatize_cohort(cfg, U, rnd, ids, np.random.default_rng(mech_coins))
 
-
-def check_plan(cfg: FLConfig, dim: int) -> None:
-    """The max-epsilon guard: raise :class:`ParameterError` when the plan's PLD ε (the codec of the
-    model's real dimension ``dim``, composed over ``cfg.rounds``) would exceed ``cfg.max_epsilon``."""
-    if cfg.max_epsilon > 0:
-        event = round_codec(cfg, dim).transcript_event()
-        if not isinstance(event, NonPrivateEvent):
-            plan_epsilon(event, cfg.rounds, cfg.delta, "pld", max_epsilon=cfg.max_epsilon)
-
-
-@dataclass
-class ServerState:
-    """Global parameters, server optimiser state and the privacy ledger."""
-
-    cfg: FLConfig
-    params: np.ndarray
-    velocity: np.ndarray | None = None
-    basic: BasicAccountant = field(default_factory=BasicAccountant)
-    pld: PLDAccountant = field(default_factory=PLDAccountant)
-
-    def event(self):
-        return round_codec(self.cfg, self.params.size).transcript_event()
-
-    def check_plan(self) -> None:
-        """The max-epsilon guard: refuse, before training, a plan that would exceed it."""
-        check_plan(self.cfg, self.params.size)
-
-    def decode(self, rnd: int, payloads, start: int, stop: int):
-        codec = round_codec(self.cfg, self.params.size)
-        if len(payloads) != stop - start:
-            raise ParameterError(f"{len(payloads)} payloads for a cohort of {stop - start} users")
-        return codec.decode(payloads, run_seed=self.cfg.seed, round=rnd, clients=np.arange(start, stop))
-
-    def apply(self, total: np.ndarray, n_ok: int) -> None:
-        """θ ← θ + η·v, v ← μ v + mean of the decoded estimates (FedAvg with server momentum)."""
-        if n_ok == 0:
-            return
-        mean = total / n_ok
-        self.velocity = mean if self.velocity is None else self.cfg.server_momentum * self.velocity + mean
-        self.params = (self.params + self.cfg.server_lr * self.velocity).astype(np.float32)
-
-    def account(self) -> tuple[float, float, float]:
-        """(ε this round, ε total basic, ε total PLD) after recording one round."""
-        ev = self.event()
-        if isinstance(ev, NonPrivateEvent):
-            return float("inf"), float("inf"), float("inf")
-        self.basic.step(ev)
-        self.pld.step(ev)
-        eps_round = plan_epsilon(ev, 1, self.cfg.delta, "basic").epsilon
-        return eps_round, self.basic.get_epsilon(self.cfg.delta), self.pld.get_epsilon(self.cfg.delta)

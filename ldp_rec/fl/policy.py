@@ -114,7 +114,7 @@ class NodePolicy:
         of the requested users has already spent on this node."""
         if cfg.mode not in self.modes:
             return f"mode {cfg.mode!r} is not allowed by this node's policy (allowed: {list(self.modes)})"
-        if cfg.mode != "none":
+        if cfg.mode not in ("none", "cdp"):  # non-private uploads: allowed only by the mode list
             if self.mechanisms is not None and cfg.mechanism not in self.mechanisms:
                 return f"mechanism {cfg.mechanism!r} is not allowed by this node's policy"
             if cfg.mode == "ldp-rec" and self.codecs is not None and cfg.codec not in self.codecs:

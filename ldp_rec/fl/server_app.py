@@ -12,39 +12,37 @@ import json
 from flwr.app import Context, MetricRecord
 from flwr.serverapp import Grid, ServerApp
 
-from . import models, task
 from .config import FLConfig
-from .federation import ServerState, load_data, make_fl_model
+from .server import FederationServer
 from .strategy import LdpRecFedAvg, params_record
 
 
-def run_federation(grid: Grid, cfg: FLConfig, on_round=None) -> list[dict]:
-    """Run ``cfg.rounds`` rounds on ``grid``; returns the per-round rows."""
-    data = load_data(cfg)
-    model = make_fl_model(cfg, data)
-    state = ServerState(cfg, models.get_flat_params(model))
-    state.check_plan()  # the max-epsilon guard, before any training
-    strategy = LdpRecFedAvg(state, on_round)
+def run_federation(grid: Grid, cfg: FLConfig, on_round=None, sink: dict | None = None) -> list[dict]:
+    """Run ``cfg.rounds`` rounds on ``grid``; returns the per-round rows (``sink`` gets the server's
+    final per-user privacy record as ``sink["privacy"]``)."""
+    server = FederationServer(cfg)  # refuses an impossible per-user budget before any training
+    strategy = LdpRecFedAvg(server, on_round)
 
     def evaluate_fn(server_round, arrays):
         if server_round == 0:
             return None
-        models.set_flat_params(model, state.params)
-        loss, acc = task.evaluate(model, data.X_test, data.y_test)
+        loss, acc = server.evaluate()
         strategy.record_evaluation(server_round, loss, acc)
         return MetricRecord({"accuracy": acc, "loss": loss})
 
-    strategy.start(grid=grid, initial_arrays=params_record(state.params), num_rounds=cfg.rounds,
+    strategy.start(grid=grid, initial_arrays=params_record(server.params), num_rounds=cfg.rounds,
                    timeout=cfg.timeout, evaluate_fn=evaluate_fn)
+    if sink is not None:
+        sink["privacy"] = server.final_record()
     return strategy.rows
 
 
-def build_server_app(cfg: FLConfig, sink: list | None = None, on_round=None) -> ServerApp:
+def build_server_app(cfg: FLConfig, sink: list | None = None, on_round=None, extra: dict | None = None) -> ServerApp:
     app = ServerApp()
 
     @app.main()
     def main(grid: Grid, context: Context) -> None:
-        rows = run_federation(grid, cfg, on_round)
+        rows = run_federation(grid, cfg, on_round, extra)
         if sink is not None:
             sink.extend(rows)
 
@@ -56,9 +54,11 @@ app = ServerApp()
 
 @app.main()
 def main(grid: Grid, context: Context) -> None:
-    cfg = FLConfig.from_record(context.run_config)
-    rows = run_federation(grid, cfg)
+    cfg = FLConfig.from_record({k: v for k, v in context.run_config.items() if k != "out"})
+    extra: dict = {}
+    rows = run_federation(grid, cfg, sink=extra)
     out = context.run_config.get("out", "")
     if out:
         with open(out, "w") as fh:
-            json.dump({"config": cfg.to_record(), "private_coins": cfg.private_coins, "rounds": rows}, fh, indent=2)
+            json.dump({"config": cfg.to_record(), "private_coins": cfg.private_coins, "rounds": rows,
+                       "privacy": extra.get("privacy")}, fh, indent=2)

@@ -1,14 +1,13 @@
-"""The server strategy: FedAvg's round structure, with decoding of LDP-REC payloads.
+"""The server strategy: thin Flower glue over :class:`~ldp_rec.fl.server.FederationServer`.
 
-:class:`LdpRecFedAvg` derives from Flower's ``FedAvg``. ``configure_train`` assigns every node a
-cohort of user ids (see :mod:`.federation`); ``aggregate_train`` decodes each reply with the
-cohort the server assigned to the reply's *source node* (message metadata, not payload),
-averages the unbiased estimates of all users whose payload decoded, applies the server
-learning rate (and momentum), and records the round. Failed nodes (error replies), missing
-replies (Ray can drop a reply silently: replies are counted against the nodes sampled), bad
-payloads, estimates outside the mechanism's output range (a malicious node's float estimates)
-and refusals (a node whose own policy rejected the request, :mod:`.policy`) are counted and
-logged, never fatal. Each row records where the nodes said their private coins came from.
+:class:`LdpRecFedAvg` derives from Flower's ``FedAvg`` for its round structure only.
+``configure_train`` waits for the nodes (at most :data:`NODE_WAIT_S` after the first round, then
+goes on with those present if at least ``min_nodes``), lets the server sample and assign the
+round's cohort, and sends each node the ids of its users; ``aggregate_train`` turns each reply
+into a :class:`~ldp_rec.fl.server.Reply` (payloads, a refusal, an error, or malformed) keyed by
+the reply's *source node* (message metadata) and hands them to the server. Replies are counted
+against the nodes sampled (Ray can drop a reply silently), and a reply from a node that was not
+sampled, or a second one, is ignored.
 """
 
 from __future__ import annotations
@@ -19,12 +18,12 @@ import time
 import numpy as np
 from flwr.app import Array, ArrayRecord, ConfigRecord, Message, MessageType, MetricRecord, RecordDict
 from flwr.serverapp.strategy import FedAvg
-from flwr.serverapp.strategy.strategy_utils import sample_nodes
 
-from ..codec import wire
-from .federation import ServerState, cohorts, load_data
+from .server import FederationServer, Reply
 
 log = logging.getLogger("ldp_rec.fl")
+
+NODE_WAIT_S = 30.0  # after round 1: how long a round waits for missing nodes before going on without them
 
 
 def params_record(params: np.ndarray) -> ArrayRecord:
@@ -40,87 +39,76 @@ def unpack_payloads(record: ArrayRecord) -> list[bytes]:
     return [blob[e - n : e] for e, n in zip(ends, lengths)]
 
 
+def reply_of(msg) -> Reply:
+    """A Flower reply as the server's :class:`Reply`."""
+    if msg.has_error():
+        return Reply(failed=str(msg.error.reason))
+    content = msg.content
+    if "refusal" in content:
+        return Reply(refused=str(content["refusal"].get("reason", "?")))
+    try:
+        return Reply(payloads=unpack_payloads(content["payloads"]), coins=str(content["coins"]["private-coins"]))
+    except Exception as exc:  # noqa: BLE001 - anything malformed fails this node only
+        return Reply(failed=f"malformed reply: {exc}")
+
+
+def wait_for_nodes(grid, want: int, minimum: int, wait_s: float, *, poll_s: float = 0.1) -> list[int]:
+    """Node ids once ``want`` are connected, or after ``wait_s`` seconds if at least ``minimum`` are
+    (it keeps waiting, and logs, while fewer than ``minimum`` are there)."""
+    t0 = time.monotonic()
+    next_log = t0 + 10.0
+    while True:
+        nodes = sorted(int(n) for n in grid.get_node_ids())
+        waited = time.monotonic() - t0
+        if len(nodes) >= want or (waited >= wait_s and len(nodes) >= minimum):
+            return nodes[:want]
+        if time.monotonic() >= next_log:
+            log.warning("waiting for nodes: %d connected, want %d (at least %d)", len(nodes), want, minimum)
+            next_log += 10.0
+        time.sleep(poll_s)
+
+
 class LdpRecFedAvg(FedAvg):
-    def __init__(self, state: ServerState, on_round=None) -> None:
-        n = state.cfg.nodes
+    def __init__(self, server: FederationServer, on_round=None) -> None:
+        n = server.cfg.nodes
         super().__init__(fraction_train=1.0, fraction_evaluate=0.0, min_train_nodes=n, min_available_nodes=n)
-        self.state = state
+        self.server = server
         self.on_round = on_round
-        self.rows: list[dict] = []
-        self._assigned: dict[int, tuple[int, int]] = {}
-        self._t0 = 0.0
-        self.n_users = load_data(state.cfg).users.num_users
+        self.rows = server.rows
+        self._missing = 0
 
     def configure_train(self, server_round, arrays, config, grid):
-        self._t0 = time.perf_counter()
-        n = self.state.cfg.nodes
-        node_ids, _ = sample_nodes(grid, n, n)  # waits until all nodes are connected; all take part
-        self._assigned = cohorts(self.n_users, node_ids)
-        base = {**self.state.cfg.to_record(), "server-round": server_round}
+        cfg = self.server.cfg
+        wait = cfg.timeout if server_round == 1 else min(NODE_WAIT_S, cfg.timeout)
+        node_ids = wait_for_nodes(grid, cfg.nodes, cfg.min_nodes or 1, wait)
+        self._missing = cfg.nodes - len(node_ids)
+        if self._missing:
+            log.warning("round %d: %d of %d nodes missing; their users go to the %d present", server_round,
+                        self._missing, cfg.nodes, len(node_ids))
+        assigned = self.server.plan(server_round, node_ids)
+        conf = ConfigRecord({**cfg.to_record()})
         msgs = []
-        for node, (start, stop) in self._assigned.items():
-            conf = ConfigRecord({**base, "users-start": start, "users-stop": stop})
-            rec = RecordDict({"arrays": params_record(self.state.params), "config": conf})
+        for node, users in assigned.items():
+            rec = RecordDict({"arrays": params_record(self.server.params), "config": conf,
+                              "round": ConfigRecord({"server-round": server_round}),
+                              "users": ArrayRecord({"ids": Array(np.asarray(users, dtype=np.int64))})})
             msgs.append(Message(content=rec, message_type=MessageType.TRAIN, dst_node_id=node))
         return msgs
 
     def aggregate_train(self, server_round, replies):
-        replies = list(replies)
-        total = np.zeros(self.state.params.size)
-        n_ok = n_failed = n_refused = 0
-        bits, nbytes = [], []
-        seen, coins = set(), set()
+        got: dict[int, Reply] = {}
         for msg in replies:
             node = msg.metadata.src_node_id
-            if node not in self._assigned or node in seen:
+            if node not in self.server.assigned or node in got:
                 log.warning("round %d: reply from unexpected or duplicate node %s ignored", server_round, node)
                 continue
-            seen.add(node)
-            start, stop = self._assigned[node]
-            if msg.has_error():
-                log.warning("round %d: node %s failed: %s", server_round, node, msg.error.reason)
-                n_failed += stop - start
-                continue
-            if "refusal" in msg.content:
-                log.warning("round %d: node %s refused: %s", server_round, node,
-                            msg.content["refusal"].get("reason", "?"))
-                n_refused += stop - start
-                continue
-            try:
-                coins.add(str(msg.content["coins"]["private-coins"]))
-                payloads = unpack_payloads(msg.content["payloads"])
-                res = self.state.decode(server_round, payloads, start, stop)
-            except Exception as exc:  # a malformed reply fails its node's cohort, not the round
-                log.warning("round %d: node %s sent a malformed reply: %s", server_round, node, exc)
-                n_failed += stop - start
-                continue
-            total += res.estimates[res.ok].sum(axis=0)
-            n_ok += int(res.ok.sum())
-            n_failed += res.n_failed
-            for p, ok in zip(payloads, res.ok):
-                if ok:
-                    bits.append(wire.unpack_header_nbits(p))
-                    nbytes.append(len(p))
-        missing = [n for n in self._assigned if n not in seen]
-        for node in missing:
-            start, stop = self._assigned[node]
-            log.warning("round %d: no reply from node %s (%d users)", server_round, node, stop - start)
-            n_failed += stop - start
-        self.state.apply(total, n_ok)
-        eps_round, eps_basic, eps_pld = self.state.account()
-        self._pending = {
-            "round": server_round, "clients_ok": n_ok, "clients_failed": n_failed, "clients_refused": n_refused,
-            "private_coins": sorted(coins),
-            "nodes_sampled": len(self._assigned), "nodes_replied": len(seen),
-            "payload_bits_per_client": float(np.mean(bits)) if bits else 0.0,
-            "message_bytes_per_client": float(np.mean(nbytes)) if nbytes else 0.0,
-            "epsilon_round": eps_round, "epsilon_total": eps_basic, "epsilon_total_pld": eps_pld,
-        }
-        return params_record(self.state.params), MetricRecord({"clients-ok": n_ok, "clients-failed": n_failed})
+            got[node] = reply_of(msg)
+        row = self.server.finish(server_round, got, log=log)
+        row["nodes_missing"] = self._missing
+        return params_record(self.server.params), MetricRecord({"clients-ok": row["clients_ok"],
+                                                               "clients-failed": row["clients_failed"]})
 
     def record_evaluation(self, server_round: int, loss: float, accuracy: float) -> None:
-        row = {**getattr(self, "_pending", {"round": server_round}), "accuracy": accuracy, "loss": loss,
-               "seconds": time.perf_counter() - self._t0}
-        self.rows.append(row)
+        row = self.server.record(getattr(self.server, "_pending", {"round": server_round}), loss, accuracy)
         if self.on_round is not None:
             self.on_round(row)

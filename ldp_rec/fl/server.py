@@ -1,0 +1,243 @@
+"""The server's round, without Flower: one object that every runner drives.
+
+:class:`FederationServer` holds the global parameters, the server optimiser state, the per-user
+privacy ledger and the round's assignment. A round is two calls:
+
+1. :meth:`FederationServer.plan` samples the cohort among the eligible users (:mod:`.cohort`) and
+   assigns it to the nodes that are there;
+2. :meth:`FederationServer.finish` takes one :class:`Reply` per assigned node (payloads, a
+   refusal, a failure, or nothing), decodes each node's payloads with the ids *it* assigned,
+   aggregates, applies the update, charges the ledger of exactly the users whose payloads
+   decoded, and returns the round's row.
+
+The Flower strategy (:mod:`.strategy`), the in-process runner (:func:`run_in_process`, used by
+the simulation suites) and the tests all use it, so there is one copy of the round.
+
+Aggregation
+-----------
+* ``none``, ``ldp``, ``ldp-rec``: the mean of the decoded (unbiased) estimates.
+* ``cdp`` (user-level DP-FedAvg, McMahan, Ramage, Talwar, Zhang, ICLR 2018; references.md §7): the
+  clients send their update clipped to C; the trusted server sums them, adds N(0, σ²C² I) and
+  divides by the *expected* cohort size q·U (fixed denominator). The guarantee is that of the
+  Poisson-subsampled Gaussian composed over rounds (:func:`~ldp_rec.privacy.ledger.dpfedavg_epsilon`);
+  σ is calibrated to the run's total ε unless ``noise_multiplier`` is set. The server's noise
+  comes from its own coins (OS entropy; seeded with ``private_seed`` in a simulation).
+
+Then ``θ ← θ + η·v`` with ``v ← μ v + aggregate`` (FedAvg with server momentum).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..codec import wire
+from ..errors import ParameterError
+from ..privacy.accountant import plan_epsilon
+from ..privacy.events import NonPrivateEvent
+from ..privacy.ledger import UserLedger, dpfedavg_epsilon, dpfedavg_noise_multiplier
+from . import models, task
+from .cohort import assign, sample_cohort, sampling_rate
+from .config import FLConfig
+from .federation import load_data, make_fl_model, round_codec
+
+
+@dataclass
+class Reply:
+    """What the server got from one assigned node: ``payloads`` (one per assigned user), or a
+    ``refused`` reason (the node's own policy), or a ``failed`` reason (error, malformed, missing)."""
+
+    payloads: list | None = None
+    coins: str = ""
+    refused: str = ""
+    failed: str = ""
+
+
+class FederationServer:
+    """The server of a run (module doc)."""
+
+    def __init__(self, cfg: FLConfig, params: np.ndarray | None = None) -> None:
+        self.cfg = cfg
+        self.data = load_data(cfg)
+        self.model = make_fl_model(cfg, self.data)
+        self.params = (models.get_flat_params(self.model) if params is None else
+                       np.asarray(params, dtype=np.float32).copy())
+        self.velocity: np.ndarray | None = None
+        self.n_users = self.data.users.num_users
+        self.codec = round_codec(cfg, self.params.size)
+        event = self.codec.transcript_event() if cfg.mode != "cdp" else NonPrivateEvent()
+        self.ledger = UserLedger(self.n_users, event, cfg.delta)
+        self.q = sampling_rate(self.n_users, sampling=cfg.sampling, cohort_size=cfg.cohort_size,
+                               rate=cfg.sample_rate)
+        self.sigma = self._noise_multiplier() if cfg.mode == "cdp" else 0.0
+        self.server_rng = np.random.default_rng(
+            np.random.SeedSequence() if cfg.private_seed < 0 else np.random.SeedSequence([cfg.private_seed, 0x5E]))
+        self.assigned: dict[int, np.ndarray] = {}
+        self.rows: list[dict] = []
+        self._check_budget()
+
+    # ---- set-up
+    def _noise_multiplier(self) -> float:
+        c = self.cfg
+        if c.noise_multiplier > 0:
+            return float(c.noise_multiplier)
+        return dpfedavg_noise_multiplier(target_epsilon=c.epsilon, sample_rate=self.q, rounds=c.rounds, delta=c.delta)
+
+    @property
+    def epsilon_round(self) -> float:
+        """Transcript ε of one participation (LDP modes; inf for non-private, nan for cdp)."""
+        if self.cfg.mode == "cdp":
+            return math.nan
+        if not self.ledger.private:
+            return math.inf
+        return float(plan_epsilon(self.ledger.event, 1, self.cfg.delta, "basic").epsilon)
+
+    def _check_budget(self) -> None:
+        """Refuse before any work a per-user budget that not even one participation fits."""
+        b = self.cfg.max_epsilon
+        if b > 0 and self.cfg.mode in ("ldp", "ldp-rec") and not self.ledger.epsilon_of(1) <= b:
+            raise ParameterError(f"one participation costs epsilon {self.ledger.epsilon_of(1):.4g}, above the "
+                                 f"per-user budget max_epsilon {b}: no user could ever take part")
+
+    # ---- the round
+    def plan(self, rnd: int, node_ids) -> dict[int, np.ndarray]:
+        """Sample round ``rnd``'s cohort (public randomness from the run seed) and assign it to ``node_ids``."""
+        c = self.cfg
+        eligible = self.ledger.eligible(c.max_epsilon) if c.mode in ("ldp", "ldp-rec") else None
+        rng = np.random.default_rng([c.seed, rnd, 0xC0407])
+        cohort = sample_cohort(self.n_users, sampling=c.sampling, cohort_size=c.cohort_size, rate=c.sample_rate,
+                               eligible=eligible, rng=rng)
+        self.assigned = assign(cohort, node_ids)
+        self._t0 = time.perf_counter()
+        return self.assigned
+
+    def decode(self, rnd: int, payloads, users) -> "DecodeResult":  # noqa: F821
+        users = np.asarray(users, dtype=np.int64)
+        if len(payloads) != users.size:
+            raise ParameterError(f"{len(payloads)} payloads for a cohort of {users.size} users")
+        return self.codec.decode(payloads, run_seed=self.cfg.seed, round=rnd, clients=users)
+
+    def finish(self, rnd: int, replies: dict[int, Reply], *, log=None) -> dict:
+        """Aggregate the replies of the assigned nodes (a node without a reply counts as failed)."""
+        total = np.zeros(self.params.size)
+        n_ok = n_failed = n_refused = 0
+        bits, nbytes, coins, decoded = [], [], set(), []
+        replied = 0
+        for node, users in self.assigned.items():
+            reply = replies.get(node)
+            if reply is None:
+                reply = Reply(failed="no reply")
+            else:
+                replied += 1
+            if reply.refused:
+                n_refused += users.size
+                _log(log, "round %d: node %s refused: %s", rnd, node, reply.refused)
+                continue
+            if reply.failed or reply.payloads is None:
+                n_failed += users.size
+                _log(log, "round %d: node %s failed: %s", rnd, node, reply.failed or "no payloads")
+                continue
+            try:
+                res = self.decode(rnd, reply.payloads, users)
+            except Exception as exc:  # a malformed reply fails its node's cohort, not the round
+                n_failed += users.size
+                _log(log, "round %d: node %s sent a malformed reply: %s", rnd, node, exc)
+                continue
+            coins.add(reply.coins)
+            total += res.estimates[res.ok].sum(axis=0)
+            n_ok += int(res.ok.sum())
+            n_failed += res.n_failed
+            decoded.append(users[res.ok])
+            for p in np.asarray(reply.payloads, dtype=object)[res.ok]:
+                bits.append(wire.unpack_header_nbits(p))
+                nbytes.append(len(p))
+        if decoded:
+            self.ledger.charge(np.concatenate(decoded))  # only users whose payloads were decoded
+        self.apply(total, n_ok)
+        row = {"round": rnd, "cohort_size": int(sum(u.size for u in self.assigned.values())),
+               "clients_ok": n_ok, "clients_failed": n_failed, "clients_refused": n_refused,
+               "private_coins": sorted(coins), "nodes_sampled": len(self.assigned), "nodes_replied": replied,
+               "payload_bits_per_client": float(np.mean(bits)) if bits else 0.0,
+               "message_bytes_per_client": float(np.mean(nbytes)) if nbytes else 0.0,
+               **self.privacy_row(rnd)}
+        self._pending = row
+        return row
+
+    def apply(self, total: np.ndarray, n_ok: int) -> None:
+        """Aggregate (module doc) and take the server step."""
+        c = self.cfg
+        if c.mode == "cdp":
+            denom = self.q * self.n_users
+            noisy = total + self.server_rng.normal(0.0, self.sigma * c.clip, size=total.shape)
+            mean = noisy / denom
+        elif n_ok == 0:
+            return
+        else:
+            mean = total / n_ok
+        self.velocity = mean if self.velocity is None else c.server_momentum * self.velocity + mean
+        self.params = (self.params + c.server_lr * self.velocity).astype(np.float32)
+
+    def privacy_row(self, rnd: int) -> dict:
+        """ε per participation and the population's ε after round ``rnd`` (max/median/mean user)."""
+        c = self.cfg
+        if c.mode == "cdp":
+            eps = dpfedavg_epsilon(sample_rate=self.q, noise_multiplier=self.sigma, rounds=rnd, delta=c.delta)
+            return {"epsilon_round": None, "noise_multiplier": self.sigma, "sample_rate": self.q,
+                    "epsilon_total": eps, "epsilon_total_pld": eps, "epsilon_user_max": eps,
+                    "epsilon_user_median": eps, "epsilon_user_mean": eps, "users_retired": 0}
+        s = self.ledger.summary(c.max_epsilon)
+        kmax = s["participations_max"]
+        basic = 0.0 if kmax == 0 else (math.inf if not self.ledger.private else
+                                       float(plan_epsilon(self.ledger.event, kmax, c.delta, "basic").epsilon))
+        return {"epsilon_round": self.epsilon_round, "epsilon_total": basic, "epsilon_total_pld": s["epsilon_user_max"],
+                **{k: s[k] for k in ("epsilon_user_max", "epsilon_user_median", "epsilon_user_mean",
+                                     "participations_max", "users_retired")}}
+
+    def evaluate(self) -> tuple[float, float]:
+        """(test loss, test accuracy) of the current global model."""
+        models.set_flat_params(self.model, self.params)
+        return task.evaluate(self.model, self.data.X_test, self.data.y_test)
+
+    def record(self, row: dict, loss: float, accuracy: float) -> dict:
+        row = {**row, "accuracy": accuracy, "loss": loss, "seconds": time.perf_counter() - self._t0}
+        self.rows.append(row)
+        return row
+
+    def final_record(self) -> dict:
+        """What a result file keeps of the population's privacy: the per-user distribution."""
+        if self.cfg.mode == "cdp":
+            last = self.rows[-1] if self.rows else {}
+            return {"mode": "cdp", "epsilon_every_user": last.get("epsilon_total"), "delta": self.cfg.delta,
+                    "noise_multiplier": self.sigma, "sample_rate": self.q}
+        return {"mode": self.cfg.mode, **self.ledger.distribution()}
+
+
+def _log(log, msg, *args) -> None:
+    if log is not None:
+        log.warning(msg, *args)
+
+
+def run_in_process(cfg: FLConfig, *, progress=None, client=None) -> tuple[list[dict], float, FederationServer]:
+    """``cfg.rounds`` rounds with the nodes simulated in this process (ids 0 … nodes−1): the same
+    server round and client work as the Flower apps, without Ray. ``client(cfg, params, rnd, users)``
+    defaults to :func:`~ldp_rec.fl.federation.client_round`."""
+    from .federation import client_round
+
+    client = client or client_round
+    t_start = time.perf_counter()
+    server = FederationServer(cfg)
+    for rnd in range(1, cfg.rounds + 1):
+        assigned = server.plan(rnd, range(cfg.nodes))
+        replies = {}
+        for node, users in assigned.items():
+            res = client(cfg, server.params, rnd, users)
+            replies[node] = Reply(payloads=res.payloads, coins=cfg.private_coins)
+        row = server.finish(rnd, replies)
+        loss, acc = server.evaluate()
+        row = server.record(row, loss, acc)
+        if progress is not None:
+            progress(row)
+    return server.rows, time.perf_counter() - t_start, server
