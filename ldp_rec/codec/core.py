@@ -26,6 +26,7 @@ from .._validation import as_batch, check_positive_int
 from ..errors import DecodeError, IncompatibleError, LdpRecError, ParameterError
 from ..mechanisms.base import Mechanism, RatioMechanism
 from ..privacy.events import ComposedEvent, NonPrivateEvent, PrivacyEvent, PureEvent, ApproxEvent
+from ..coding.bits import BitReader, BitWriter
 from ..rec import randomness
 from ..rec.base import Message, MechanismTarget, Simulator
 from . import wire
@@ -301,7 +302,7 @@ class RecCodec(Codec):
 
     def _encode_bodies(self, X, *, run_seed, round, clients, rng):
         n = X.shape[0]
-        idx = np.empty((n, self.chunks), dtype=np.int64)
+        idx = np.empty((n, self.chunks), dtype=object)  # Python ints: PPR indices can exceed 2^63
         for rep in range(self.repetitions):
             for b, mech in enumerate(self._mechs):
                 j = rep * self.blocks + b
@@ -311,18 +312,18 @@ class RecCodec(Codec):
                 idx[:, j] = [m.index for m in msgs]
         bodies, nbits = [], np.empty(n, dtype=np.int64)
         for c in range(n):
-            data, nb = self.index_code.encode_many(idx[c] + 1)
+            data, nb = _encode_index_row(self.index_code, idx[c])
             bodies.append(data)
             nbits[c] = nb
         return bodies, nbits, self.chunks
 
     def _decode_bodies(self, frames, *, run_seed, round, clients):
         m = len(frames)
-        idx = np.empty((m, self.chunks), dtype=np.int64)
+        idx = np.empty((m, self.chunks), dtype=object)
         for i, f in enumerate(frames):
             if f.chunks != self.chunks:
                 raise DecodeError(f"payload has {f.chunks} chunks, codec expects {self.chunks}")
-            idx[i] = self.index_code.decode_many(f.body, self.chunks, f.nbits) - 1
+            idx[i] = _decode_index_row(self.index_code, f.body, self.chunks, f.nbits)
         est = np.zeros((m, self.dim))
         for rep in range(self.repetitions):
             for b, mech in enumerate(self._mechs):
@@ -332,6 +333,29 @@ class RecCodec(Codec):
                 Z = mech.unbias(V, **self._unbias_kw[b])
                 est[:, self._slices[b] : self._slices[b + 1]] += Z / self.repetitions
         return est
+
+
+def _encode_index_row(code, indices) -> tuple[bytes, int]:
+    """Code words of one client's ``indices + 1``: the vectorised path, or the scalar one (same bits) when
+    an index is 2^63 − 1 or more (PPR at small α)."""
+    vals = [int(i) + 1 for i in indices]
+    if max(vals) < 1 << 63:
+        return code.encode_many(np.array(vals, dtype=np.int64))
+    w = BitWriter()
+    for v in vals:
+        code.encode(v, w)
+    return w.getvalue(), w.nbits
+
+
+def _decode_index_row(code, body, count, nbits) -> list:
+    """Inverse of :func:`_encode_index_row`; the scalar decoder takes over for a code word of 2^63 or more."""
+    try:
+        return (code.decode_many(body, count, nbits) - 1).tolist()
+    except DecodeError:
+        r = BitReader(body, nbits)
+        out = [code.decode(r) - 1 for _ in range(count)]
+        r.finish()
+        return out
 
 
 @dataclass(frozen=True)
