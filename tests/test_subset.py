@@ -166,3 +166,40 @@ def test_refusals():
     g = GaussianMechanism(epsilon=1.0, dim=4, delta=1e-5)
     with pytest.raises(IncompatibleError):
         SubsetSelection(bits=3, epsilon=1.0).encode(MechanismTarget(g, np.eye(2, 4), keys))
+
+
+# --------------------------------------------------------------------------- one tie-breaking rule (issue 16)
+class _TiedScores(MechanismTarget):
+    """n clients that all see one fixed score row with ties (a stand-in for rounded projections)."""
+
+    def __init__(self, row, n):  # noqa: D107 — no mechanism: only score_block and projection_law are used
+        self.row = np.asarray(row, dtype=np.float64)
+        self.keys = np.zeros(n, dtype=np.uint64)
+        self.mechanism = PrivUnitG(epsilon=1.0, dim=4)
+        self.reference = self.mechanism.reference
+
+    def score_block(self, start, count, clients=slice(None)):
+        k = len(range(self.n)[clients])
+        return np.broadcast_to(self.row[start : start + count], (k, count)).copy()
+
+
+def test_tie_breaking_is_one_rule_for_encoder_pmf_and_audit():
+    """Ties go to the lower index (score descending, index ascending) in the encoder and in the pmf
+    that the audit uses: encoder frequencies on a tied row match the pmf (chi-square)."""
+    from ldp_rec.rec.subset import top_set
+
+    # argpartition (the old encoder) favours {1, 3, 6, 13, 15} on this row: the rule gives {1, 3, 6, 7, 13}
+    row = np.array([0.0, 1.0, 0.0, 0.5, 0.0, 0.0, 0.5, 0.5, 0.5, 0.0, 0.0, 0.0, 0.0, 1.0, 0.5, 0.5])
+    m, eps, n = 5, 1.5, 60_000
+    pmf = subset_selection_probs(row, m, eps)
+    assert set(np.flatnonzero(pmf > pmf.min())) == {1, 13, 3, 6, 7}  # the two 1.0s, then the first three 0.5s
+    assert np.array_equal(top_set(row[None], m)[0], pmf > pmf.min())
+    # the O(N) rule agrees with a stable sort on random rows with many ties
+    R = np.random.default_rng(5).integers(0, 4, size=(200, 32)).astype(float)
+    for mm in (1, 7, 31, 32):
+        rank = np.argsort(np.argsort(-R, axis=1, kind="stable"), axis=1, kind="stable")
+        assert np.array_equal(top_set(R, mm), rank < mm)
+    sim = SubsetSelection(bits=4, epsilon=eps, top=m)
+    k = np.array([msg.index for msg in sim.encode(_TiedScores(row, n), rng=6)])
+    obs = np.bincount(k, minlength=16)
+    assert stats.chisquare(obs, pmf * n).pvalue > 1e-3

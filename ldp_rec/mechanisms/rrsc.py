@@ -188,7 +188,10 @@ class RRSC(Mechanism):
         rng = np.random.default_rng(rng)
         u = self.prepare(x, rng=rng)
         n = u.shape[0]
-        order = np.argsort(-self.scores(u, keys), axis=1)
+        from ..rec.subset import top_set
+
+        # top-k codewords first, by the shared rule (score descending, ties to the lower index)
+        order = np.argsort(~top_set(self.scores(u, keys), self._k), axis=1, kind="stable")
         hi, _ = self.selection_probabilities
         top = rng.random(n) < self._k * hi
         pos = np.where(top, rng.integers(0, self._k, size=n), rng.integers(self._k, self.M, size=n))

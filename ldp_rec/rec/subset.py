@@ -67,14 +67,29 @@ def selection_probabilities(N: int, m: int, epsilon: float) -> tuple[float, floa
     return 1.0 / z, math.exp(-epsilon) / z
 
 
+def top_set(scores, m: int) -> np.ndarray:
+    """The favoured set as a mask ``(..., N)``: the first m candidates in the order **(score descending,
+    index ascending)** — the one tie-breaking rule of the encoder (:meth:`SubsetSelection.encode`), the
+    pmf (:func:`subset_selection_probs`, hence the audit) and RRSC. O(N) per row: the m-th largest score
+    v by partition, every score above v, then the lowest-index ties at v until m are taken."""
+    scores = np.asarray(scores, dtype=np.float64)
+    N = scores.shape[-1]
+    if not 1 <= int(m) <= N:
+        raise ParameterError(f"m must lie in [1, {N}], got {m}")
+    v = -np.partition(-scores, int(m) - 1, axis=-1)[..., int(m) - 1 : int(m)]  # m-th largest
+    above = scores > v
+    tied = scores == v
+    need = int(m) - above.sum(axis=-1, keepdims=True)
+    return above | (tied & (np.cumsum(tied, axis=-1) <= need))
+
+
 def subset_selection_probs(scores, m: int, epsilon: float) -> np.ndarray:
-    """Exact ``P[K = k]`` for score rows ``(..., N)``: e^ε/D on the m largest scores, 1/D elsewhere
-    (ties broken by index, as the encoder does)."""
+    """Exact ``P[K = k]`` for score rows ``(..., N)``: e^ε/D on the :func:`top_set` (the m largest
+    scores, ties to the lower index), 1/D elsewhere."""
     scores = np.asarray(scores, dtype=np.float64)
     N = scores.shape[-1]
     hi, lo = selection_probabilities(N, m, float(epsilon))
-    rank = np.argsort(np.argsort(-scores, axis=-1, kind="stable"), axis=-1, kind="stable")
-    return np.where(rank < m, hi, lo)
+    return np.where(top_set(scores, m), hi, lo)
 
 
 @dataclass(frozen=True)
@@ -190,8 +205,9 @@ class SubsetSelection(FixedCandidates):
         self._need_cap(getattr(target, "projection_law", None) if hasattr(target, "score_block") else None)
 
     def encode(self, target: Target, *, rng=None) -> list[Message]:
-        """Per client: the top-m set by score (``argpartition``), the side (top w.p. m e^ε/D), then a
-        uniform member of that side (non-top by rejection from [0, N), ≤ N/(N−m) draws expected)."""
+        """Per client: the top-m set (:func:`top_set`: score descending, ties to the lower index), the side
+        (top w.p. m e^ε/D), then a uniform member of that side (non-top by rejection from [0, N),
+        ≤ N/(N−m) draws expected)."""
         self.check_target(target)
         rng = np.random.default_rng(rng)
         n, N = target.n, self.n_candidates
@@ -205,9 +221,8 @@ class SubsetSelection(FixedCandidates):
             scores = np.concatenate([target.score_block(s, min(bs, N - s), clients=sl) for s in range(0, N, bs)],
                                     axis=1)
             k = scores.shape[0]
-            top = np.argpartition(-scores, m - 1, axis=1)[:, :m]
-            in_top = np.zeros((k, N), dtype=bool)
-            np.put_along_axis(in_top, top, True, axis=1)
+            in_top = top_set(scores, m)
+            top = np.nonzero(in_top)[1].reshape(k, m)  # each row's m members, in index order
             choose_top = rng.random(k) < m * hi
             idx = np.where(choose_top, top[np.arange(k), rng.integers(0, m, size=k)], -1)
             todo = np.flatnonzero(~choose_top)
