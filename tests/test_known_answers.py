@@ -87,12 +87,14 @@ def _stream_keys() -> np.ndarray:
 def compute_vectors(inputs: list[list[float]] | None = None) -> dict:
     """Everything the vector file holds, computed by this build (the generator)."""
     keys = [
-        {"run_seed": a, "round": b, "client": c, "chunk": d, "domain": dom, "key": str(int(R.derive_key(a, b, c, d, domain=dom)))}
+        {"run_seed": a, "round": b, "client": c, "chunk": d, "domain": dom,
+         "key": str(int(R.derive_key(a, b, c, d, domain=dom)))}
         for a, b, c, d, dom in KEY_INPUTS
     ]
     sk = _stream_keys()
     blocks = [
-        {"kind": kind, "width": w, "start": s, "count": n, "values": R.block(sk, s, n, w, kind).astype(np.float64).tolist()}
+        {"kind": kind, "width": w, "start": s, "count": n,
+         "values": R.block(sk, s, n, w, kind).astype(np.float64).tolist()}
         for kind, w, s, n in STREAM_BLOCKS
     ]
     gathers = [
@@ -172,7 +174,8 @@ def test_payload_bytes(stored, i):
     v = stored["payloads"][i]
     cod = _codec(v)
     assert cod.fingerprint == v["fingerprint"], _case_id(v)
-    out = cod.encode(np.array(stored["input"]), run_seed=v["run_seed"], round=v["round"], clients=v["clients"], rng=v["rng"])
+    out = cod.encode(np.array(stored["input"]), run_seed=v["run_seed"], round=v["round"], clients=v["clients"],
+                     rng=v["rng"])
     assert [p.hex() for p in out] == v["payloads"], _case_id(v)
 
 

@@ -12,12 +12,12 @@ from ldp_rec.privacy.accountant import (
     BasicAccountant, PLDAccountant, RDPAccountant, create_accountant, plan_epsilon,
 )
 from ldp_rec.privacy.composition import (
-    advanced_composition, basic_composition, exact_pure_composition, pld_pure_composition,
-    pure_rdp, rdp_gaussian_composition,
+    FALLBACK_INTERVAL, advanced_composition, basic_composition, exact_interval, exact_pure_composition,
+    pld_pure_composition, pure_rdp, rdp_gaussian_composition,
 )
 from ldp_rec.privacy.events import (
     ApproxEvent, ComposedEvent, GaussianEvent, NonPrivateEvent, NotEstablishedEvent, PureEvent,
-    UnboundedEvent,
+    UnboundedEvent, to_dp_event,
 )
 
 # (ε per round, T) -> (basic, advanced, PLD) at δ = 1e-5, references.md §5
@@ -201,3 +201,129 @@ def test_plan_epsilon_refuses_over_budget():
     adv = plan_epsilon(ApproxEvent(0.5, 1e-8), 100, 1e-5, "advanced")
     assert adv.epsilon == pytest.approx(advanced_composition(epsilon=0.5, steps=100, delta_prime=1e-5 - 1e-6))
     assert plan_epsilon(GaussianEvent(1.0), 100, 1e-5, "best").method == "pld"
+
+
+# --- dp-accounting's repeat count, and the incremental PLD accountant (issue 14, items 4 and 5) ---
+
+
+def test_rounds_compose_although_dp_accounting_drops_the_rr_count():
+    """dp-accounting 0.6.0's PLDAccountant composes a randomised-response event once whatever its
+    count: 50 rounds at ε = 4 report 4.0. Ours composes every release: ≈ 200, the exact optimum."""
+    from dp_accounting import dp_event
+    from dp_accounting.pld.pld_privacy_accountant import NeighborRel
+    from dp_accounting.pld.pld_privacy_accountant import PLDAccountant as UpstreamPLD
+
+    exact = exact_pure_composition(epsilon=4.0, steps=50, delta=1e-5)
+    assert exact == pytest.approx(200.0, rel=1e-6)
+    per_round = PLDAccountant()
+    for _ in range(50):
+        per_round.step(PureEvent(4.0))
+    assert per_round.get_epsilon(1e-5) == pytest.approx(exact, rel=1e-9)
+    counted = PLDAccountant()
+    counted.step(PureEvent(4.0), count=50)
+    assert counted.get_epsilon(1e-5) == pytest.approx(exact, rel=1e-9)
+    assert plan_epsilon(PureEvent(4.0), 50, 1e-5, "pld").epsilon == pytest.approx(exact, rel=1e-9)
+    chunks = PLDAccountant()  # two releases per round, 25 rounds
+    chunks.step(ComposedEvent((PureEvent(4.0), PureEvent(4.0))), count=25)
+    assert chunks.get_epsilon(1e-5) == pytest.approx(exact, rel=1e-9)
+
+    rr = to_dp_event(PureEvent(4.0))
+    assert isinstance(rr, dp_event.RandomizedResponseDpEvent) and rr.num_buckets == 2
+    upstream = UpstreamPLD(NeighborRel.REPLACE_ONE, value_discretization_interval=1e-3)
+    upstream.compose(dp_event.SelfComposedDpEvent(rr, 50))
+    assert upstream.get_epsilon(1e-5) == pytest.approx(4.0, abs=1e-3), (
+        "dp-accounting now honours the count of randomised-response events: revisit to_dp_event's caution")
+    # the mapped event, composed once per round through dp-accounting, agrees with ours
+    once_each = UpstreamPLD(NeighborRel.REPLACE_ONE, value_discretization_interval=4.0 / 4000)
+    for _ in range(50):
+        once_each.compose(rr)
+    assert once_each.get_epsilon(1e-5) == pytest.approx(exact, rel=1e-6)
+
+
+INCREMENTAL_EVENTS = [
+    PureEvent(1.0),
+    PureEvent(1.1053),
+    ComposedEvent((PureEvent(0.5), PureEvent(0.5))),
+    ComposedEvent((PureEvent(0.3), PureEvent(0.7))),
+]
+
+
+@pytest.mark.parametrize("event", INCREMENTAL_EVENTS, ids=repr)
+def test_incremental_pld_equals_from_scratch(event):
+    """200 rounds recorded one by one give the ε of composing that many rounds from scratch (to
+    1e-9 relative; checked after rounds 1-10 and every 20th), on a grid that does not shrink."""
+    acc = PLDAccountant()
+    checks = set(range(1, 11)) | set(range(20, 201, 20))
+    for r in range(1, 201):
+        acc.step(event)
+        if r not in checks:
+            continue
+        scratch = PLDAccountant()
+        scratch.step(event, count=r)
+        assert acc.get_epsilon(1e-5) == pytest.approx(scratch.get_epsilon(1e-5), rel=1e-9, abs=1e-12), r
+    assert acc.grid == exact_interval(e.epsilon for e in leaves_of(event))
+
+
+def leaves_of(event):
+    return event.events if isinstance(event, ComposedEvent) else (event,)
+
+
+def test_incremental_pld_off_the_grid_and_across_grid_changes():
+    """ε off any coarse grid (1e-4, pessimistic), Gaussian releases, and a change of grid midway
+    (which rebuilds the running PLD once) still equal a from-scratch composition."""
+    events = [PureEvent(1.0)] * 5 + [PureEvent(0.5)] * 5
+    events += [ComposedEvent((PureEvent(math.pi / 10), PureEvent(0.7)))] * 3
+    events += [GaussianEvent(3.0)] * 2 + [ApproxEvent(0.5, 1e-7)] * 2
+    grids = [1.0] * 5 + [0.5] * 5 + [FALLBACK_INTERVAL] * 7
+    acc = PLDAccountant()
+    for r, (event, grid) in enumerate(zip(events, grids), start=1):
+        acc.step(event)
+        assert acc.grid == pytest.approx(grid, rel=1e-12)
+        scratch = PLDAccountant()
+        scratch.step(ComposedEvent(tuple(events[:r])))  # every release so far, composed in one go
+        assert acc.get_epsilon(1e-5) == pytest.approx(scratch.get_epsilon(1e-5), rel=1e-9), r
+    # a fixed grid is kept throughout
+    fixed = PLDAccountant(value_discretization_interval=1e-3)
+    fixed.step(PureEvent(1.0), count=3)
+    fixed.step(PureEvent(0.5))
+    assert fixed.grid == 1e-3
+    with pytest.raises(ParameterError):
+        PLDAccountant(value_discretization_interval=0.0)
+
+
+@pytest.mark.parametrize("point, expected", REFERENCE)
+def test_incremental_reference_points(point, expected):
+    """references.md §5, recorded round by round: PLD ε at δ = 1e-5 within 1%."""
+    eps, t = point
+    acc = PLDAccountant()
+    for _ in range(t):
+        acc.step(PureEvent(eps))
+    assert acc.get_epsilon(1e-5) == pytest.approx(expected[2], rel=1e-2)
+    assert acc.get_epsilon(1e-5) == pytest.approx(exact_pure_composition(epsilon=eps, steps=t, delta=1e-5), rel=1e-9)
+
+
+def test_exact_interval():
+    assert exact_interval([1.0]) == 1.0 and exact_interval([4.4213, 4.4213]) == 4.4213
+    assert exact_interval([0.3, 0.7]) == pytest.approx(0.1, rel=1e-15)
+    assert exact_interval([0.5, 0.5, 1.0]) == 0.5
+    assert exact_interval([math.pi / 10, 0.7]) is None  # no fraction with a small denominator
+    assert exact_interval([1e-9, 1.0]) is None  # a grid of 1e9 points: too fine
+    assert exact_interval([]) is None
+    # heterogeneous ε on an exact grid: the brute-force optimum, not an upper bound
+    eps = [0.3, 0.7, 0.7, 0.3, 0.5, 0.2, 0.9, 0.4]
+    assert pld_pure_composition(epsilon=eps, delta=1e-3) == pytest.approx(_brute_force_epsilon(eps, 1e-3), abs=1e-9)
+
+
+def test_to_dp_event():
+    from dp_accounting import dp_event
+
+    rr = to_dp_event(PureEvent(1.0))
+    p_keep = 1 - rr.noise_parameter / 2  # P(report the true bit) = e^ε / (1 + e^ε)
+    assert math.log(p_keep / (1 - p_keep)) == pytest.approx(1.0, rel=1e-12)
+    assert to_dp_event(GaussianEvent(2.0)) == dp_event.GaussianDpEvent(2.0)
+    comp = to_dp_event(ComposedEvent((PureEvent(1.0), GaussianEvent(2.0))))
+    assert isinstance(comp, dp_event.ComposedDpEvent) and len(comp.events) == 2
+    for ev in (NonPrivateEvent(), UnboundedEvent("x"), NotEstablishedEvent("y")):
+        assert isinstance(to_dp_event(ev), dp_event.NonPrivateDpEvent)
+    with pytest.raises(IncompatibleError):
+        to_dp_event(ApproxEvent(1.0, 1e-6))

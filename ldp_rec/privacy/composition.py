@@ -15,8 +15,9 @@
   from the two-point PLD ``{+ε w.p. e^ε/(1+e^ε), −ε w.p. 1/(1+e^ε)}`` of ``RR_ε``
   (``from_privacy_parameters(ε, 0)``); handles heterogeneous per-round ε (the exact problem is
   #P-hard there: Murtagh & Vadhan 2016). Pessimistic discretisation: the result is an upper
-  bound, exact when every ε is a multiple of the discretisation interval (chosen so for the
-  homogeneous case).
+  bound, exact when every ε is a multiple of the discretisation interval. :func:`exact_interval`
+  picks such a grid whenever one is coarse enough (always for one ε: the interval ε itself, so
+  T rounds are a PLD on 2T + 1 points and ε' is read off exactly between grid points).
 * :func:`rdp_gaussian_composition`: the (subsampled) Gaussian mechanism by Rényi DP via opacus
   (Mironov 2017; Mironov, Talwar & Zhang 2019; conversion of Balle et al. 2020, Thm 21).
   Under LDP, sampling *clients* gives no amplification for a client's own data: use
@@ -29,6 +30,7 @@ import math
 import warnings
 from collections import Counter
 from collections.abc import Sequence
+from fractions import Fraction
 
 import numpy as np
 from scipy import stats
@@ -39,7 +41,13 @@ from ..errors import ParameterError
 __all__ = [
     "basic_composition", "advanced_composition", "exact_pure_composition",
     "pld_pure_composition", "rdp_gaussian_composition", "pure_rdp", "DEFAULT_ORDERS",
+    "pure_pld", "exact_interval", "FALLBACK_INTERVAL",
 ]
+
+#: Discretisation interval of the PLD when no exact grid is used (dp_accounting's default).
+FALLBACK_INTERVAL = 1e-4
+#: An exact grid is used when the largest ε spans at most this many grid points.
+_MAX_GRID_POINTS = 10_000
 
 #: Rényi orders: opacus's defaults extended below 1.1 and above 63.
 DEFAULT_ORDERS = tuple(
@@ -104,17 +112,48 @@ def _epsilon_list(epsilon, steps) -> tuple[list[float], int]:
     return [check_epsilon(epsilon)], check_positive_int(steps, "steps")
 
 
-def pure_pld(epsilon: float, *, value_discretization_interval: float):
-    """dp_accounting PLD of the worst-case ε-DP pair (binary randomised response)."""
+def _grid_multiple(epsilon: float, interval: float) -> int | None:
+    """``k`` when ``epsilon`` is ``k · interval`` up to float rounding (1e-12 relative), else None."""
+    k = round(float(epsilon) / interval)
+    return k if k >= 1 and abs(k * interval - float(epsilon)) <= 1e-12 * float(epsilon) else None
+
+
+def pure_pld(epsilon: float, *, value_discretization_interval: float, delta: float = 0.0):
+    """dp_accounting PLD of the worst-case (ε, δ)-DP pair: binary randomised response, losses ``±ε``
+    with masses ``(1−δ)/(1+e^{∓ε})`` and ``δ`` at ``+∞`` (KOV 2015, §2; as
+    ``from_privacy_parameters``). When ε is a multiple of the interval (to 1e-12 relative) the losses
+    sit exactly on the grid (``from_privacy_parameters`` would round ``ε/interval`` up, and float division can
+    land one point above); otherwise they are rounded up (pessimistic)."""
     from dp_accounting.pld import common, privacy_loss_distribution as pld
 
-    params = common.DifferentialPrivacyParameters(float(epsilon), 0.0)
-    return pld.from_privacy_parameters(params, value_discretization_interval=value_discretization_interval)
+    vdi = float(value_discretization_interval)
+    k = _grid_multiple(epsilon, vdi)
+    if k is None:
+        params = common.DifferentialPrivacyParameters(float(epsilon), float(delta))
+        return pld.from_privacy_parameters(params, value_discretization_interval=vdi)
+    up = (1.0 - delta) / (1.0 + math.exp(-float(epsilon)))
+    down = (1.0 - delta) / (1.0 + math.exp(float(epsilon)))
+    return pld.PrivacyLossDistribution.create_from_rounded_probability({k: up, -k: down}, float(delta), vdi)
 
 
-def homogeneous_interval(epsilon: float, target: float = 1e-3) -> float:
-    """The largest interval ``<= target`` that divides ε exactly (no discretisation loss)."""
-    return float(epsilon) / math.ceil(float(epsilon) / target)
+def exact_interval(epsilons) -> float | None:
+    """The largest discretisation interval of which every ε is an integer multiple (ε read as a
+    fraction with denominator <= 10^6), or None when there is none or it is finer than
+    ``max ε / 10^4`` (then the PLD is discretised pessimistically at :data:`FALLBACK_INTERVAL`).
+    One ε gives ε itself; (0.3, 0.7) gives 0.1."""
+    eps = sorted({float(e) for e in epsilons})
+    if not eps:
+        return None
+    if len(eps) == 1:
+        return eps[0]
+    fracs = [Fraction(e).limit_denominator(10**6) for e in eps]
+    if any(abs(float(f) - e) > 1e-12 * e for f, e in zip(fracs, eps)):
+        return None
+    den = math.lcm(*(f.denominator for f in fracs))
+    g = float(Fraction(math.gcd(*(f.numerator * (den // f.denominator) for f in fracs)), den))
+    if eps[-1] / g > _MAX_GRID_POINTS or any(_grid_multiple(e, g) is None for e in eps):
+        return None
+    return g
 
 
 def pld_pure_composition(
@@ -124,14 +163,14 @@ def pld_pure_composition(
 
     ``epsilon`` is a scalar (``steps`` rounds at ε) or a per-round list (one *round* made of
     those releases, e.g. chunks), composed ``steps`` times (default 1). Default interval:
-    ε/ceil(ε/1e-3) when all ε are equal (exact), else 1e-4 (upper bound, overestimate at most
+    :func:`exact_interval` of the ε (exact), else 1e-4 (upper bound, overestimate at most
     ``Σ_t interval`` from rounding each ε_t up).
     """
     eps, t = _epsilon_list(epsilon, steps)
     dl = _check_delta(delta)
     counts = Counter(eps)
     if value_discretization_interval is None:
-        vdi = homogeneous_interval(eps[0]) if len(counts) == 1 else 1e-4
+        vdi = exact_interval(counts) or FALLBACK_INTERVAL
     else:
         vdi = float(value_discretization_interval)
         if not (math.isfinite(vdi) and vdi > 0):

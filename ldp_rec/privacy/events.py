@@ -2,14 +2,16 @@
 
 Modelled on dp_accounting's ``dp_event`` module: a codec reports the event of its *transcript*
 (the seed and the message the server sees), and accountants compose events.
+:func:`to_dp_event` maps an event onto ``dp_accounting.dp_event`` for that library's accountants.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from .._validation import check_epsilon
-from ..errors import ParameterError
+from ..errors import IncompatibleError, ParameterError
 
 
 class PrivacyEvent:
@@ -108,3 +110,29 @@ def event_epsilon(event: PrivacyEvent) -> float:
     if isinstance(event, ComposedEvent):
         return float(sum(event_epsilon(e) for e in event.events))
     return float("inf")
+
+
+def to_dp_event(event: PrivacyEvent):
+    """The ``dp_accounting.dp_event`` of ``event``, under the replace-one relation of LDP.
+
+    * :class:`PureEvent` ε: ``RandomizedResponseDpEvent(noise_parameter=2/(1+e^ε), num_buckets=2)``,
+      binary randomised response, the worst-case ε-DP pair (Kairouz, Oh & Viswanath 2015, §2);
+    * :class:`GaussianEvent`: ``GaussianDpEvent``; :class:`ComposedEvent`: ``ComposedDpEvent``;
+    * events without a guarantee: ``NonPrivateDpEvent``.
+
+    :class:`ApproxEvent` has no counterpart and raises :class:`~ldp_rec.errors.IncompatibleError`.
+    Caution: dp-accounting 0.6.0's ``PLDAccountant`` drops the count of a randomised-response event
+    (``compose(event, 50)`` composes it once), so compose such events once per release;
+    :class:`ldp_rec.privacy.accountant.PLDAccountant` does.
+    """
+    from dp_accounting import dp_event
+
+    if isinstance(event, PureEvent):
+        return dp_event.RandomizedResponseDpEvent(noise_parameter=2.0 / (1.0 + math.exp(event.epsilon)), num_buckets=2)
+    if isinstance(event, GaussianEvent):
+        return dp_event.GaussianDpEvent(event.noise_multiplier)
+    if isinstance(event, ComposedEvent):
+        return dp_event.ComposedDpEvent([to_dp_event(e) for e in event.events])
+    if isinstance(event, (NonPrivateEvent, UnboundedEvent, NotEstablishedEvent)):
+        return dp_event.NonPrivateDpEvent()
+    raise IncompatibleError(f"{type(event).__name__} has no dp_accounting event")
