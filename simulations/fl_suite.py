@@ -80,11 +80,110 @@ def run_rounds(cfg: FLConfig, *, progress=None) -> tuple[list[dict], float]:
     return rows, wall
 
 
+# --------------------------------------------------------------------------- statistics
+def band(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and half-width 1.96·sem over axis 0 (seeds); the half-width is 0 for one seed."""
+    v = np.asarray(values, dtype=np.float64)
+    mean = v.mean(axis=0)
+    if v.shape[0] < 2:
+        return mean, np.zeros_like(mean)
+    return mean, 1.96 * v.std(axis=0, ddof=1) / math.sqrt(v.shape[0])
+
+
+def aggregate(records: list[dict]) -> list[dict]:
+    """One row per (data set, method, ε): final and best accuracy (mean ± 1.96·sem over seeds),
+    bits per user per round, transcript ε per round, PLD ε after all rounds, seconds per round."""
+    groups: dict[tuple, list[dict]] = {}
+    for r in records:
+        groups.setdefault((r["dataset"], r["method"], r["epsilon"]), []).append(r)
+    out = []
+    for (ds, method, eps), rs in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2] or 0.0)):
+        fin, fin_hw = band(np.array([[r["summary"]["final_accuracy"]] for r in rs]))
+        best, best_hw = band(np.array([[r["summary"]["best_accuracy"]] for r in rs]))
+        s0 = rs[0]["summary"]
+        out.append({"dataset": ds, "method": method, "epsilon": eps, "seeds": len(rs),
+                    "final_accuracy": float(fin[0]), "final_ci95": float(fin_hw[0]),
+                    "best_accuracy": float(best[0]), "best_ci95": float(best_hw[0]),
+                    "bits_per_user_round": float(np.mean([r["summary"]["payload_bits_per_client"] for r in rs])),
+                    "mechanism_epsilon": rs[0]["mechanism_epsilon"], "index_bits": rs[0]["index_bits"],
+                    "epsilon_round": s0["epsilon_round"], "epsilon_total_pld": s0["epsilon_total_pld"],
+                    "median_round_seconds": float(np.median([r["summary"]["median_round_seconds"] for r in rs])),
+                    "users": rs[0]["users"], "dim": rs[0]["dim"], "rounds": rs[0]["rounds"]})
+    return out
+
+
+# --------------------------------------------------------------------------- plots
+def plot_dataset(dataset: str, curves: dict, table: list[dict], path: Path, title: str) -> Path:
+    """Accuracy vs round (one panel per ε) and final accuracy vs ε, with mean ± 1.96·sem bands."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import matplotlib.ticker
+
+    eps_grid = sorted({e for (ds, _, e) in curves if ds == dataset and e is not None})
+    methods = sorted({m for (ds, m, _) in curves if ds == dataset})
+    colors = {m: f"C{i}" for i, m in enumerate(methods)}
+    fig, axes = plt.subplots(1, len(eps_grid) + 1, figsize=(4.2 * (len(eps_grid) + 1), 3.8), squeeze=False)
+    axes = axes[0]
+    for k, eps in enumerate(eps_grid):
+        ax = axes[k]
+        for m in methods:
+            acc = curves.get((dataset, m, eps))
+            if acc is None:
+                continue
+            mean, hw = band(acc)
+            r = np.arange(1, mean.size + 1)
+            ax.plot(r, mean, color=colors[m], label=m)
+            ax.fill_between(r, mean - hw, mean + hw, color=colors[m], alpha=0.2)
+        ax.set(xlabel="round", ylabel="test accuracy", title=f"ε = {eps:g} per round (transcript)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    ax = axes[-1]
+    for m in methods:
+        rows = sorted((r for r in table if r["dataset"] == dataset and r["method"] == m), key=lambda r: r["epsilon"] or 0)
+        if not rows:
+            continue
+        if rows[0]["epsilon"] is None:  # ε-independent (non-private): a horizontal band
+            y, e = rows[0]["final_accuracy"], rows[0]["final_ci95"]
+            ax.axhline(y, color=colors[m], ls="--", label=m)
+            ax.axhspan(y - e, y + e, color=colors[m], alpha=0.15)
+            continue
+        x = np.array([r["epsilon"] for r in rows])
+        y = np.array([r["final_accuracy"] for r in rows])
+        e = np.array([r["final_ci95"] for r in rows])
+        ax.errorbar(x, y, yerr=e, fmt="o-", capsize=3, color=colors[m], label=m)
+    ax.set(xlabel="ε per round (transcript)", ylabel="final test accuracy", title="final accuracy vs ε", xscale="log", xticks=eps_grid)
+    ax.set_xticklabels([f"{e:g}" for e in eps_grid])
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.suptitle(title, fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+# --------------------------------------------------------------------------- the suite
+def dataset_settings(cfg: dict, name: str) -> dict:
+    """The suite keys of ``cfg`` overridden by the data set's own table (``[<section>.datasets.<name>]``);
+    keys that are FLConfig fields go to the FLConfig, the rest steer the grid."""
+    grid_keys = ("rounds", "seeds", "epsilons", "modes", "codecs", "max_bits")
+    ds = dict(cfg["datasets"][name])
+    grid = {k: ds.pop(k, cfg.get(k)) for k in grid_keys}
+    ds.setdefault("mechanism", cfg.get("mechanism", "privunitg"))
+    ds.setdefault("alpha", float(cfg.get("ppr_alpha", 2.0)))
+    grid["base"] = FLConfig(**{**ds, "rounds": int(grid["rounds"])})
+    return grid
+
+
 def _index_bits(conf: dict) -> int:
     """Index bits of an MRC-type run (0 for the float baselines and variable-length codes)."""
     if conf["mode"] != "ldp-rec":
         return 0
-    return int(conf["bits"] or default_bits(FLConfig.from_record(conf)) or 0)
+    known = FLConfig().to_record()
+    return int(conf["bits"] or default_bits(FLConfig.from_record({k: v for k, v in conf.items() if k in known})) or 0)
 
 
 def method_list(modes, codecs) -> list[tuple[str, str]]:

@@ -174,7 +174,7 @@ def test_deployment_engine_matches_simulation_engine(tmp_path):
     result = json.loads(out.read_text())
     dep = result["deployment"]
     assert dep["status"] == "finished:completed"
-    assert FLConfig.from_record({k: v for k, v in result["config"].items() if k not in ("command", "engine")}) == cfg
+    assert FLConfig.from_record({k: v for k, v in result["config"].items() if k not in ("command", "engine", "supernodes")}) == cfg
 
     # every process is gone, and every listener of the run was on loopback
     assert dep["processes"] and not [p for p in dep["processes"] if _alive(p["pid"], p["cmd"])]

@@ -55,8 +55,10 @@ def test_max_bits_caps_only_mrc_type_codecs():
     assert fl_suite.method_config(TINY, "ldp-rec", "modified-mrc", 8.0, max_bits=11).bits == 11  # default 16
     assert fl_suite.method_config(TINY, "ldp-rec", "modified-mrc", 2.0, max_bits=11).bits == 0  # default 7 kept
     assert fl_suite.method_config(TINY, "ldp-rec", "ppr", 8.0, max_bits=3).bits == 0
-    with pytest.raises(ValueError):
-        fl_suite.mechanism_epsilon("ldp-rec", "gprs", 4.0)
+    from ldp_rec.fl.federation import mechanism_epsilon
+
+    with pytest.raises(ValueError):  # GPRS's transcript has no established ε: no mechanism ε reaches a target
+        mechanism_epsilon(TINY.replace(mode="ldp-rec", codec="gprs"), 650, 4.0)
 
 
 def test_band_is_196_sem_and_covers_at_the_t_rate():

@@ -111,6 +111,7 @@ class FederationServer:
         cohort = sample_cohort(self.n_users, sampling=c.sampling, cohort_size=c.cohort_size, rate=c.sample_rate,
                                eligible=eligible, rng=rng)
         self.assigned = assign(cohort, node_ids)
+        self.nodes_missing = max(0, c.nodes - len(self.assigned))
         self._t0 = time.perf_counter()
         return self.assigned
 
@@ -160,6 +161,7 @@ class FederationServer:
         row = {"round": rnd, "cohort_size": int(sum(u.size for u in self.assigned.values())),
                "clients_ok": n_ok, "clients_failed": n_failed, "clients_refused": n_refused,
                "private_coins": sorted(coins), "nodes_sampled": len(self.assigned), "nodes_replied": replied,
+               "nodes_missing": self.nodes_missing,
                "payload_bits_per_client": float(np.mean(bits)) if bits else 0.0,
                "message_bytes_per_client": float(np.mean(nbytes)) if nbytes else 0.0,
                **self.privacy_row(rnd)}

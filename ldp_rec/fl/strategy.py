@@ -75,16 +75,14 @@ class LdpRecFedAvg(FedAvg):
         self.server = server
         self.on_round = on_round
         self.rows = server.rows
-        self._missing = 0
 
     def configure_train(self, server_round, arrays, config, grid):
         cfg = self.server.cfg
         wait = cfg.timeout if server_round == 1 else min(NODE_WAIT_S, cfg.timeout)
         node_ids = wait_for_nodes(grid, cfg.nodes, cfg.min_nodes or 1, wait)
-        self._missing = cfg.nodes - len(node_ids)
-        if self._missing:
-            log.warning("round %d: %d of %d nodes missing; their users go to the %d present", server_round,
-                        self._missing, cfg.nodes, len(node_ids))
+        if len(node_ids) < cfg.nodes:
+            log.warning("round %d: %d of %d nodes missing; the cohort goes to the %d present", server_round,
+                        cfg.nodes - len(node_ids), cfg.nodes, len(node_ids))
         assigned = self.server.plan(server_round, node_ids)
         conf = ConfigRecord({**cfg.to_record()})
         msgs = []
@@ -104,7 +102,6 @@ class LdpRecFedAvg(FedAvg):
                 continue
             got[node] = reply_of(msg)
         row = self.server.finish(server_round, got, log=log)
-        row["nodes_missing"] = self._missing
         return params_record(self.server.params), MetricRecord({"clients-ok": row["clients_ok"],
                                                                "clients-failed": row["clients_failed"]})
 
