@@ -25,15 +25,26 @@ N(0, 1) (:func:`expected_top_sums`) and ``E‖g‖ = √2 Γ((d+1)/2)/Γ(d/2)``.
 is unbiased over (rotation, private randomness); ``‖c_J‖ = 1`` gives ``E‖Z − x‖² = C²/m² − ‖x‖²``.
 k maximises m over 1 ≤ k < M (a search over the M − 1 values of T_k, computed once).
 
-Rotations: each client needs its own U (with one U for all clients the error would not average out).
-U is the Q factor, with positive-diagonal R, of a d×M Gaussian matrix G drawn from the client's shared
-key (exactly Haar on the Stiefel manifold; Mezzadri 2007, Sec. 5). It is never formed: with
-``GᵀG = L Lᵀ`` (Cholesky), ``Uᵀu = L^{-1}Gᵀu`` and ``U v = G L^{-T} v`` (:func:`rotation_factors`), one
-batched BLAS product of d M² flops per client on each side. Measured on 2 cores (encode, per client):
-d = 1000, M = 64: 2.4 ms (Householder QR via stacked ``numpy.linalg.qr``: ~40 ms); d = 10⁴, M = 64:
-~0.1 s (QR: ~0.6 s), dominated by drawing the d·M shared normals and the Gram product.
-Structured rotations (H D sign flips) cost O(d log d) but are not Haar, so the scale m above would
-not make them unbiased for every x; we keep the exact construction.
+Rotations: each client needs its own U (with one U for all clients the error would not average out), derived
+from the client's shared key so both ends build the same one. U is a product of M Householder reflections
+(Stewart 1980, "The efficient generation of random orthogonal matrices with an application to condition
+estimators", SIAM J. Numer. Anal. 17(3); Mezzadri 2007, Sec. 5), which is **exactly Haar** on the Stiefel
+manifold: with ``v_k ~ N(0, I_{d−k+1})`` independent (entries k…d of the key's k-th shared normal
+candidate), ``q_k = v_k/‖v_k‖`` uniform on the sphere and ``A_k`` an orthogonal map of R^{d−k+1} with
+``A_k e_1 = q_k``, ``U = A_1' A_2' ⋯ A_M' [I_M; 0]`` (``A_k' = diag(I_{k−1}, A_k)``). By induction on the
+recursive characterisation of Haar measure (first column uniform, the rest an independent Haar matrix of the
+complement) the law is Haar, whatever orthogonal A_k is chosen as a function of q_k. We take
+``A_k = H_k diag(σ_k, I)`` with H_k the reflection swapping e_1 and σ_k q_k, ``σ_k = −sign(q_{k,1})``
+(no cancellation in ``e_1 − σ_k q_k``; Householder products are backward stable for every M ≤ d).
+
+U is never formed: ``Uᵀu`` applies the M reflections to u and ``U v`` applies them in reverse to ``[v; 0]``,
+O(dM) per client on each side instead of the d M² of a QR (:func:`rotate_t`, :func:`rotate`: numba kernels
+that build each reflector from its normals on the fly; :func:`householder_factors` with
+:func:`apply_rotation_t`/:func:`apply_rotation` is the same map in numpy, for tests). The previous
+constructions (Q of a QR of a d×M Gaussian matrix, by Householder or Cholesky QR) have the same law and are
+kept as references (:func:`haar_stiefel`, :func:`rotation_factors`). Measured at b = 8, d = 500 (M > d/2,
+where they fell back to Householder QR; 2 shared cores, load 3–5): 7–9 ms per client per side before
+(26–38 ms in the issue's run), about 1 ms now, which is the time to draw the d·M shared normals.
 """
 
 from __future__ import annotations
@@ -42,6 +53,7 @@ import math
 from dataclasses import dataclass
 from typing import ClassVar
 
+import numba as nb
 import numpy as np
 from scipy import special
 
@@ -61,7 +73,7 @@ def _gaussian_columns(keys, dim: int, M: int) -> np.ndarray:
 
 def haar_stiefel(keys, dim: int, M: int) -> np.ndarray:
     """Per-key Haar d×M matrices with orthonormal columns ``(n, d, M)``: Q of QR(G) times sign(diag R)
-    (reference construction, Householder QR)."""
+    (reference construction, Householder QR; same law as the mechanism's rotation, other values)."""
     Q, R = np.linalg.qr(_gaussian_columns(keys, dim, M).transpose(0, 2, 1))
     s = np.sign(np.diagonal(R, axis1=1, axis2=2))
     return Q * np.where(s == 0, 1.0, s)[:, None, :]
@@ -81,6 +93,109 @@ def rotation_factors(keys, dim: int, M: int) -> tuple[np.ndarray, np.ndarray]:
     GT = _gaussian_columns(keys, dim, M)
     G = np.ascontiguousarray(GT.transpose(0, 2, 1))  # contiguous operands let matmul use BLAS
     return GT, np.linalg.cholesky(GT @ G)
+
+
+def householder_factors(keys, dim: int, M: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(W, σ)``: per key the M unit reflection vectors ``w_k = (e_k − σ_k q_k)/‖·‖`` ``(n, M, d)``, zero
+    before coordinate k, and the signs σ_k ``(n, M)`` of the Haar rotation U (module doc); ``q_k`` is the
+    normalised tail ``v_k`` (coordinates k…d−1) of the key's k-th shared normal candidate."""
+    GT = _gaussian_columns(keys, dim, M)
+    ks = np.arange(M)
+    V = np.where(np.arange(dim)[None, None, :] >= ks[None, :, None], GT, 0.0)
+    V /= np.linalg.norm(V, axis=2, keepdims=True)
+    sigma = np.where(V[:, ks, ks] >= 0, -1.0, 1.0)
+    W = -sigma[..., None] * V
+    W[:, ks, ks] += 1.0  # e_k − σ_k q_k: first entry 1 + |q_k1| >= 1
+    W /= np.linalg.norm(W, axis=2, keepdims=True)
+    return W, sigma
+
+
+def apply_rotation_t(W, sigma, u) -> np.ndarray:
+    """``Uᵀu`` ``(n, M)`` for u ``(n, d)`` from :func:`householder_factors` (reference, numpy):
+    ``A_k'ᵀ = diag(I, σ_k, I)·H_k'`` applied for k = 1 … M."""
+    x = np.array(u, dtype=np.float64, copy=True)
+    for k in range(W.shape[1]):
+        w = W[:, k]
+        x -= 2.0 * np.einsum("nd,nd->n", w, x)[:, None] * w
+        x[:, k] *= sigma[:, k]
+    return x[:, : W.shape[1]]
+
+
+def apply_rotation(W, sigma, v) -> np.ndarray:
+    """``U v`` ``(n, d)`` for v ``(n, M)`` (reference, numpy): ``A_k' = H_k' diag(I, σ_k, I)`` applied to
+    ``[v; 0]`` for k = M … 1."""
+    n, M, d = W.shape
+    x = np.zeros((n, d))
+    x[:, :M] = v
+    for k in range(M - 1, -1, -1):
+        w = W[:, k]
+        x[:, k] *= sigma[:, k]
+        x -= 2.0 * np.einsum("nd,nd->n", w, x)[:, None] * w
+    return x
+
+
+@nb.njit(inline="always", cache=True)
+def _reflect(g, k, x):
+    """``x ← H_k x`` in place for the reflector of row g (the key's k-th normal candidate) (module doc):
+    ``w = e_k − σ v/‖v‖``, ``‖w‖² = 2(1 + |q_k|)``; returns σ."""
+    d = g.shape[0]
+    s2 = 0.0
+    dv = 0.0
+    for i in range(k, d):
+        gi = np.float64(g[i])
+        s2 += gi * gi
+        dv += gi * x[i]
+    nv = math.sqrt(s2)
+    q1 = np.float64(g[k]) / nv
+    sig = -1.0 if q1 >= 0 else 1.0
+    f = (x[k] - sig * dv / nv) / (1.0 + abs(q1))  # 2 (w·x)/‖w‖²
+    h = f * sig / nv
+    for i in range(k, d):
+        x[i] += h * np.float64(g[i])
+    x[k] -= f
+    return sig
+
+
+@nb.njit(parallel=True, cache=True)
+def _rotate_t_kernel(GT, U, out):
+    """``out[c] = U_cᵀ U[c]``: the M reflections of client c in order, each followed by its sign."""
+    n, M, d = GT.shape
+    for c in nb.prange(n):
+        x = U[c].copy()
+        for k in range(M):
+            sig = _reflect(GT[c, k], k, x)
+            x[k] *= sig
+        out[c, :] = x[:M]
+
+
+@nb.njit(parallel=True, cache=True)
+def _rotate_kernel(GT, V, out):
+    """``out[c] = U_c V[c]``: the reflections of client c in reverse order, each after its sign."""
+    n, M, d = GT.shape
+    for c in nb.prange(n):
+        x = np.zeros(d)
+        x[:M] = V[c]
+        for k in range(M - 1, -1, -1):
+            g = GT[c, k]
+            x[k] *= -1.0 if g[k] >= 0 else 1.0  # σ_k = −sign(q_k1) = −sign(v_k1)
+            _reflect(g, k, x)
+        out[c, :] = x
+
+
+def rotate_t(keys, dim: int, M: int, u) -> np.ndarray:
+    """``Uᵀu`` ``(n, M)`` for each key's Haar rotation (module doc), O(dM) per client, U never formed."""
+    GT = randomness.block(keys, 0, M, dim, "normal")
+    out = np.empty((GT.shape[0], M))
+    _rotate_t_kernel(GT, np.ascontiguousarray(u, dtype=np.float64), out)
+    return out
+
+
+def rotate(keys, dim: int, M: int, v) -> np.ndarray:
+    """``U v`` ``(n, d)`` for each key's Haar rotation (module doc), O(dM) per client."""
+    GT = randomness.block(keys, 0, M, dim, "normal")
+    out = np.empty((GT.shape[0], dim))
+    _rotate_kernel(GT, np.ascontiguousarray(v, dtype=np.float64), out)
+    return out
 
 
 @dataclass(frozen=True)
@@ -172,8 +287,7 @@ class RRSC(Mechanism):
         keys = self._keys(u.shape[0], keys)
         out = np.empty((u.shape[0], self.M))
         for sl in self._blocks(u.shape[0]):
-            GT, L = rotation_factors(keys[sl], int(self.dim), self.M)
-            out[sl] = np.linalg.solve(L, GT @ u[sl, :, None])[..., 0]  # Uᵀu = L^{-1} Gᵀ u
+            out[sl] = rotate_t(keys[sl], int(self.dim), self.M, u[sl])
         return out
 
     def selection_log_probs(self, u, keys) -> np.ndarray:
@@ -210,11 +324,9 @@ class RRSC(Mechanism):
         out = np.empty((n, int(self.dim)))
         scale = float(self.clip) * math.sqrt(self.M / (self.M - 1)) / self._m
         for sl in self._blocks(n):
-            GT, L = rotation_factors(keys[sl], int(self.dim), self.M)
-            v = np.full((GT.shape[0], self.M), -1.0 / self.M)
-            v[np.arange(GT.shape[0]), J[sl]] += 1.0  # e_J − 𝟙/M
-            z = np.linalg.solve(L.transpose(0, 2, 1), v[..., None])  # U v = G L^{-T} v
-            out[sl] = scale * np.einsum("nmd,nm->nd", GT, z[..., 0])
+            v = np.full((sl.stop - sl.start, self.M), -1.0 / self.M)
+            v[np.arange(v.shape[0]), J[sl]] += 1.0  # e_J − 𝟙/M
+            out[sl] = scale * rotate(keys[sl], int(self.dim), self.M, v)
         return out
 
     def privatize(self, x, *, rng=None) -> np.ndarray:
