@@ -25,7 +25,7 @@ from .results import write_result
 
 
 def run_flower(cfg: FLConfig, *, progress=None, poll_interval: float | None = None,
-               client_app=None) -> tuple[list[dict], float]:
+               client_app=None, sink: dict | None = None) -> tuple[list[dict], float]:
     """Run one mode on Flower's simulation engine (Ray, one CPU per virtual node); ``poll_interval``:
     the engine's message polling interval in seconds (None: Flower's 0.1 s; :mod:`ldp_rec.fl.engine`).
     The simulated nodes run under :meth:`NodePolicy.simulation` (the operator runs both ends) unless
@@ -50,7 +50,7 @@ def run_flower(cfg: FLConfig, *, progress=None, poll_interval: float | None = No
     t0 = time.perf_counter()
     with flower_poll_interval(poll_interval):
         run_simulation(
-            server_app=build_server_app(cfg, rows, on_round),
+            server_app=build_server_app(cfg, rows, on_round, sink),
             client_app=client_app,
             num_supernodes=cfg.nodes,
             backend_config={"client_resources": {"num_cpus": 1, "num_gpus": 0.0},
@@ -92,7 +92,10 @@ def summarise(rows: list[dict]) -> dict:
         "final_accuracy": last["accuracy"], "best_accuracy": max(r["accuracy"] for r in rows),
         "payload_bits_per_client": float(np.mean([r["payload_bits_per_client"] for r in rows])),
         "epsilon_round": last["epsilon_round"], "epsilon_total_basic": last["epsilon_total"],
-        "epsilon_total_pld": last["epsilon_total_pld"],
+        "epsilon_total_pld": last["epsilon_total_pld"], "epsilon_user_max": last.get("epsilon_user_max"),
+        "epsilon_user_median": last.get("epsilon_user_median"), "epsilon_user_mean": last.get("epsilon_user_mean"),
+        "users_retired": last.get("users_retired", 0),
+        "cohort_size_mean": float(np.mean([r.get("cohort_size", r["clients_ok"]) for r in rows])),
         "clients_failed": int(sum(r["clients_failed"] for r in rows)),
         "clients_refused": int(sum(r.get("clients_refused", 0) for r in rows)),
         "median_round_seconds": float(np.median([r["seconds"] for r in rows])),
@@ -106,15 +109,19 @@ def plot_runs(runs: dict[str, list[dict]], path: Path, title: str) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
     for mode, rows in runs.items():
         acc = [r["accuracy"] for r in rows]
         rnd = [r["round"] for r in rows]
         bits = np.cumsum([r["payload_bits_per_client"] for r in rows])
         axes[0].plot(rnd, acc, label=mode)
         axes[1].semilogx(np.maximum(bits, 1), acc, label=mode)
+        eps = [r.get("epsilon_user_max") for r in rows]
+        if all(e is not None and np.isfinite(e) for e in eps):
+            axes[2].plot(eps, acc, label=mode)
     axes[0].set(xlabel="round", ylabel="test accuracy")
     axes[1].set(xlabel="cumulative payload bits per user", ylabel="test accuracy")
+    axes[2].set(xlabel="per-user epsilon spent (max over users, delta = 1e-5)", ylabel="test accuracy")
     for ax in axes:
         ax.grid(alpha=0.3)
         ax.legend()
@@ -126,28 +133,23 @@ def plot_runs(runs: dict[str, list[dict]], path: Path, title: str) -> Path:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    """One option per :class:`FLConfig` field (kebab-case, its type and default, help from
+    :data:`~ldp_rec.fl.config.HELP`), plus ``--mode`` as a comma-separated list and the runner's own."""
+    import dataclasses
+
+    from ..fl.config import HELP, SAMPLINGS
+
     d = FLConfig()
-    p.add_argument("--dataset", default=d.dataset, choices=["digits", "synthetic", "mnist", "cifar10", "femnist"])
-    p.add_argument("--clients", type=int, default=0, help="number of users (0: every training example its own user)")
-    p.add_argument("--nodes", type=int, default=d.nodes, help="number of Flower nodes hosting the users")
-    p.add_argument("--rounds", type=int, default=d.rounds)
+    choices = {"dataset": ["digits", "synthetic", "mnist", "cifar10", "femnist"], "model": ["logreg", "mlp", "cnn"],
+               "partition": ["per_example", "iid", "dirichlet"], "sampling": list(SAMPLINGS)}
+    for f in dataclasses.fields(FLConfig):
+        if f.name in ("mode", "fault"):
+            continue
+        typ = {"int": int, "float": float, "str": str}[f.type]
+        default = None if f.name == "partition" else getattr(d, f.name)
+        p.add_argument("--" + f.name.replace("_", "-"), type=typ, default=default, choices=choices.get(f.name),
+                       help=HELP[f.name])
     p.add_argument("--mode", default="none,ldp,ldp-rec", help=f"comma-separated subset of {MODES}")
-    p.add_argument("--mechanism", default=d.mechanism)
-    p.add_argument("--codec", default=d.codec)
-    p.add_argument("--epsilon", type=float, default=d.epsilon, help="epsilon per round of the mechanism")
-    p.add_argument("--bits", type=int, default=0, help="index bits (0: ceil(eps log2 e) + 4)")
-    p.add_argument("--clip", type=float, default=d.clip)
-    p.add_argument("--server-lr", type=float, default=d.server_lr)
-    p.add_argument("--server-momentum", type=float, default=d.server_momentum)
-    p.add_argument("--local-lr", type=float, default=d.local_lr)
-    p.add_argument("--local-epochs", type=int, default=d.local_epochs)
-    p.add_argument("--model", default=d.model, choices=["logreg", "mlp", "cnn"])
-    p.add_argument("--partition", default=None, choices=["per_example", "iid", "dirichlet"])
-    p.add_argument("--seed", type=int, default=d.seed, help="public run seed (shared candidates, model init)")
-    p.add_argument("--private-seed", type=int, default=d.private_seed,
-                   help="-1: clients' private coins from OS entropy (default); S >= 0: seeded coins so that the "
-                        "simulation replays exactly (simulation only: not private against the server)")
-    p.add_argument("--max-epsilon", type=float, default=0.0, help="refuse a plan whose PLD epsilon exceeds this")
     p.add_argument("--poll-interval", type=float, default=0.01,
                    help="Flower simulation engine's message polling interval in s (Flower's own: 0.1)")
     p.add_argument("--out", default=None, help="result JSON (default: results/fl-<time>/result.json)")
@@ -157,13 +159,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def config_from_args(args, mode: str) -> FLConfig:
     """FLConfig from the command line. ``--clients`` 0 or equal to the number of training examples
     means every example its own user; another count splits the examples IID (or ``--partition``)."""
+    import dataclasses
+
     from ..fl.federation import load_data
 
-    common = dict(dataset=args.dataset, nodes=args.nodes, rounds=args.rounds, mode=mode, mechanism=args.mechanism,
-                  codec=args.codec, epsilon=args.epsilon, bits=args.bits, clip=args.clip, server_lr=args.server_lr,
-                  server_momentum=args.server_momentum, local_lr=args.local_lr, local_epochs=args.local_epochs,
-                  model=args.model, seed=args.seed, private_seed=args.private_seed, max_epsilon=args.max_epsilon)
+    common = {f.name: getattr(args, f.name) for f in dataclasses.fields(FLConfig)
+              if f.name not in ("mode", "fault", "clients", "partition")}
+    common["mode"] = mode
     part = args.partition
+    if args.dataset == "synthetic" and part is None:  # Synthetic(α, β) comes with its own device split
+        return FLConfig(**common, partition="iid", clients=args.clients)
     if part is None or part == "per_example":
         cfg = FLConfig(**common, partition="per_example", clients=0)
         n_examples = load_data(cfg).users.num_users
@@ -187,7 +192,7 @@ def run(args) -> int:
     if out.exists() and not args.force:
         raise SystemExit(f"{out} exists; choose another --out or pass --force")
     out.parent.mkdir(parents=True, exist_ok=True)
-    runs, summary, configs, walls = {}, {}, {}, {}
+    runs, summary, configs, walls, privacy = {}, {}, {}, {}, {}
     for mode in modes:
         cfg = config_from_args(args, mode)
         from ..fl.server import FederationServer
@@ -196,10 +201,12 @@ def run(args) -> int:
         bar = tqdm(total=cfg.rounds, desc=f"{mode:8s}", unit="round")
 
         def progress(row, bar=bar):
-            bar.set_postfix(acc=f"{row['accuracy']:.3f}", eps=f"{row['epsilon_total_pld']:.1f}")
+            bar.set_postfix(acc=f"{row['accuracy']:.3f}", eps=f"{row['epsilon_user_max']:.1f}")
             bar.update(1)
 
-        rows, wall = run_flower(cfg, progress=progress, poll_interval=args.poll_interval)
+        sink: dict = {}
+        rows, wall = run_flower(cfg, progress=progress, poll_interval=args.poll_interval, sink=sink)
+        privacy[mode] = sink.get("privacy")
         bar.close()
         runs[mode], configs[mode], walls[mode] = rows, cfg.to_record(), wall
         summary[mode] = {**summarise(rows), "wall_seconds": wall}
@@ -219,12 +226,15 @@ def run(args) -> int:
                                 if args.private_seed < 0 else
                                 "none against the server (it could recompute the seeded private coins); the "
                                 "epsilon columns hold only against an observer who does not know the private seed"),
-              "summary": summary, "runs": runs, "rounds": runs[modes[-1]], "plot": str(png)}
+              "summary": summary, "privacy": privacy, "runs": runs, "rounds": runs[modes[-1]], "plot": str(png)}
     write_result(out, result, force=args.force)
-    print(f"\n{'mode':8s} {'acc':>6s} {'bits/user/round':>16s} {'eps/round':>9s} {'eps basic':>9s} {'eps PLD':>8s} {'s/round':>8s}")
+    print(f"\n{'mode':8s} {'acc':>6s} {'bits/user/round':>16s} {'eps/round':>9s} "
+          f"{'user eps max / median (PLD)':>28s} {'s/round':>8s}")
     for mode, s in summary.items():
-        print(f"{mode:8s} {s['final_accuracy']:6.3f} {s['payload_bits_per_client']:16.1f} {s['epsilon_round']:9.3g} "
-              f"{s['epsilon_total_basic']:9.4g} {s['epsilon_total_pld']:8.4g} {s['median_round_seconds']:8.2f}")
+        er = "-" if s["epsilon_round"] is None else f"{s['epsilon_round']:.3g}"
+        eu = "-" if s["epsilon_user_max"] is None else f"{s['epsilon_user_max']:.4g} / {s['epsilon_user_median']:.4g}"
+        print(f"{mode:8s} {s['final_accuracy']:6.3f} {s['payload_bits_per_client']:16.1f} {er:>9s} {eu:>28s} "
+              f"{s['median_round_seconds']:8.2f}")
     rec = summary.get("ldp-rec", {})
     if "round_time_ratio" in rec:
         print(f"ldp-rec round time / (ldp round time + raw candidate draw {rec['raw_candidate_draw_seconds']:.2f} s) = "

@@ -20,6 +20,46 @@ PRIVATE_COINS_OS = "os-entropy"
 PRIVATE_COINS_SEEDED = "seeded (simulation only, not private against the server)"
 
 
+# one-line help of every field: the `ldp-rec fl` options are generated from FLConfig with these
+HELP = {
+    "dataset": "digits | synthetic (Synthetic(alpha, beta), `clients` devices) | mnist | cifar10 | femnist (online)",
+    "clients": "number of users in the population (0: every training example its own user)",
+    "nodes": "number of Flower nodes hosting the sampled users",
+    "min_nodes": "a round goes on with at least this many nodes present (0: 1)",
+    "rounds": "number of rounds",
+    "sampling": "the round's cohort: all | fixed (cohort-size users) | poisson (each user w.p. sample-rate)",
+    "cohort_size": "users per round with --sampling fixed",
+    "sample_rate": "inclusion probability with --sampling poisson",
+    "mode": "none | cdp (trusted server, DP-FedAvg) | ldp (floats) | ldp-rec (REC index)",
+    "mechanism": "LDP mechanism (ldp, ldp-rec)",
+    "codec": "channel simulator of ldp-rec",
+    "epsilon": "epsilon per participation of the mechanism; cdp: the run's total user-level epsilon target",
+    "noise_multiplier": "cdp: sigma of DP-FedAvg (0: calibrated to reach --epsilon after --rounds)",
+    "bits": "index bits of MRC-type codecs (0: ceil(eps log2 e) + 4)",
+    "alpha": "PPR's alpha",
+    "clip": "L2 clipping norm C of every user's update",
+    "server_lr": "server learning rate",
+    "server_momentum": "server momentum",
+    "local_lr": "local learning rate",
+    "local_epochs": "local epochs",
+    "batch_size": "local minibatch size (0: full batch)",
+    "model": "logreg | mlp | cnn",
+    "partition": "per_example | iid | dirichlet",
+    "dirichlet_alpha": "concentration of the dirichlet partition",
+    "synthetic_alpha": "Synthetic(alpha, beta): alpha",
+    "synthetic_beta": "Synthetic(alpha, beta): beta",
+    "synthetic_min_samples": "Synthetic(alpha, beta): fewest examples per device",
+    "synthetic_max_samples": "Synthetic(alpha, beta): most examples per device (0: no cap)",
+    "seed": "public run seed (shared candidates, model init, cohort sampling)",
+    "private_seed": "-1: clients' private coins from OS entropy; S >= 0: seeded so the simulation replays "
+                    "(simulation only: not private against the server)",
+    "delta": "delta at which epsilon is reported",
+    "max_epsilon": "per-user budget: a user whose next participation would exceed it is retired (0: none)",
+    "timeout": "seconds a round waits for replies",
+    "fault": "testing hook: raise | corrupt:K",
+}
+
+
 @dataclass(frozen=True)
 class FLConfig:
     """A federated LDP(-REC) run.
@@ -54,6 +94,8 @@ class FLConfig:
     dirichlet_alpha: float = 0.5
     synthetic_alpha: float = 1.0
     synthetic_beta: float = 1.0
+    synthetic_min_samples: int = 50
+    synthetic_max_samples: int = 0  # 0: no cap (the power law's tail; cap it for populations of 10^5 devices)
     seed: int = 0  # the public run seed: shared candidate streams and the model's initialisation
     private_seed: int = -1  # -1: private coins from OS entropy on each node; >= 0: seeded (simulation only)
     delta: float = 1e-5

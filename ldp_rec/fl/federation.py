@@ -53,7 +53,7 @@ class FLData:
 
 
 @functools.lru_cache(maxsize=8)
-def _load(dataset, seed, clients, scheme, dirichlet_alpha, syn_alpha, syn_beta) -> FLData:
+def _load(dataset, seed, clients, scheme, dirichlet_alpha, syn_alpha, syn_beta, syn_min=50, syn_max=0) -> FLData:
     if dataset == "digits":
         from ..data.digits import DIGITS_NUM_CLASSES, load_digits_split
 
@@ -63,7 +63,8 @@ def _load(dataset, seed, clients, scheme, dirichlet_alpha, syn_alpha, syn_beta) 
         from ..data.synthetic import make_synthetic
 
         n_dev = clients if clients else 30
-        syn = make_synthetic(syn_alpha, syn_beta, num_clients=n_dev, seed=seed)
+        syn = make_synthetic(syn_alpha, syn_beta, num_clients=n_dev, seed=seed, min_samples=syn_min,
+                             max_samples=syn_max or None)
         Xtr, ytr, Xte, yte = syn.X_train, syn.y_train, syn.X_test, syn.y_test
         shape, k = (Xtr.shape[1],), int(max(ytr.max(), yte.max()) + 1)
         if scheme != "per_example":  # Synthetic(α, β) comes with its own non-IID device split
@@ -82,7 +83,7 @@ def _load(dataset, seed, clients, scheme, dirichlet_alpha, syn_alpha, syn_beta) 
 
 def load_data(cfg: FLConfig) -> FLData:
     return _load(cfg.dataset, cfg.seed, cfg.clients, cfg.partition, cfg.dirichlet_alpha, cfg.synthetic_alpha,
-                 cfg.synthetic_beta)
+                 cfg.synthetic_beta, cfg.synthetic_min_samples, cfg.synthetic_max_samples)
 
 
 def make_fl_model(cfg: FLConfig, data: FLData):
