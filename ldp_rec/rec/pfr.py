@@ -48,8 +48,15 @@ def shared_keys(keys, domain: str) -> np.ndarray:
     return z ^ (z >> np.uint64(31))
 
 
-def resolve_cap(target: Target, log_ratio_cap: float | None, name: str) -> float:
-    """``log r_max``: the target's upper bound, or the user's cap when the target is unbounded."""
+def resolve_cap(target: Target, log_ratio_cap: float | None, name: str):
+    """``log r_max``: the target's upper bound, or the user's cap when the target is unbounded. A target
+    with per-client bounds (``client_log_ratio_max``, shape (n,)) gets them, so a client's search never
+    depends on the other clients of its batch."""
+    per_client = getattr(target, "client_log_ratio_max", None)
+    if per_client is not None:
+        hi = np.asarray(per_client, dtype=np.float64)
+        if np.all(np.isfinite(hi)):
+            return hi if log_ratio_cap is None else np.minimum(hi, float(log_ratio_cap))
     hi = float(target.bounds[1])
     if np.isfinite(hi):
         return hi if log_ratio_cap is None else min(hi, float(log_ratio_cap))
@@ -95,7 +102,7 @@ class PFR(Simulator):
             u = randomness.block(tkeys, start, cnt, 1, "uniform")[..., 0]
             t = t_last[:, None] + np.cumsum(-np.log(u), axis=1)
             lr = check_log_ratios(target.log_ratio_block(start, cnt))
-            if np.any(lr > log_cap + 1e-9):
+            if np.any(lr > np.reshape(log_cap, (-1, 1)) + 1e-9):
                 raise InputError("a candidate's log ratio exceeds log_ratio_cap: PFR would not be exact")
             s = np.log(t) - lr
             j = np.argmin(s, axis=1)

@@ -343,7 +343,7 @@ class PPR(Simulator):
     def encode(self, target: Target, *, rng=None) -> list[Message]:
         rng = np.random.default_rng(rng)
         a_ = float(self.alpha)
-        log_cap = resolve_cap(target, self.log_ratio_cap, self.name)
+        log_cap = resolve_cap(target, self.log_ratio_cap, self.name)  # scalar, or per client
         n = target.n
         best = np.full(n, np.inf)  # min log W
         arg = np.zeros(n, dtype=object)  # Python ints: tail indices can exceed 2^63
@@ -357,7 +357,7 @@ class PPR(Simulator):
             t = t_last[:, None] + np.cumsum(rng.standard_exponential((n, cnt)), axis=1)
             logv = np.log(rng.standard_exponential((n, cnt)))
             lr = check_log_ratios(target.log_ratio_block(start, cnt))
-            if np.any(lr > log_cap + 1e-9):
+            if np.any(lr > np.reshape(log_cap, (-1, 1)) + 1e-9):
                 raise InputError("a candidate's log ratio exceeds the ratio bound: PPR would not be exact")
             logw = a_ * (np.log(t) - lr) + logv
             j = np.argmin(logw, axis=1)
@@ -419,7 +419,7 @@ class PPR(Simulator):
         for j in range(int(counts.max())):  # rounds over the competing points, vectorised over clients
             sel = by_rank[bounds[j] : bounds[j + 1]]
             lr = check_log_ratios(log_ratio_at(target, rows_all[sel], idx[sel]))
-            if np.any(lr > log_cap + 1e-9):
+            if np.any(lr > np.broadcast_to(log_cap, (target.n,))[rows_all[sel]] + 1e-9):
                 raise InputError("a candidate's log ratio exceeds the ratio bound: PPR would not be exact")
             logw = a_ * (ls[sel] - lr) + logv[sel]
             r = rows_all[sel]
