@@ -149,3 +149,56 @@ def test_unknown_run_config_key_is_an_error():
         FLConfig(sampling="poisson")  # no rate
     with pytest.raises(ParameterError):
         FLConfig(nodes=2, min_nodes=3)
+
+
+# ----------------------------------------------------------------------------- nodes and the command line
+class _Grid:
+    """A grid whose nodes connect and vanish on a schedule of calls."""
+
+    def __init__(self, schedule):
+        self.schedule, self.calls = schedule, 0
+
+    def get_node_ids(self):
+        self.calls += 1
+        return self.schedule[min(self.calls - 1, len(self.schedule) - 1)]
+
+
+def test_a_round_goes_on_with_the_nodes_it_has():
+    from ldp_rec.fl.strategy import wait_for_nodes
+
+    # all 3 nodes come: no waiting beyond that
+    assert wait_for_nodes(_Grid([[1], [1, 2], [3, 2, 1]]), 3, 1, wait_s=60, poll_s=0.001) == [1, 2, 3]
+    # one node is gone for good: after the wait the round goes on with the 2 present
+    assert wait_for_nodes(_Grid([[1, 2]]), 3, 2, wait_s=0.05, poll_s=0.001) == [1, 2]
+    # below the minimum it keeps waiting until enough nodes are back
+    g = _Grid([[1]] * 30 + [[1, 5]])
+    assert wait_for_nodes(g, 3, 2, wait_s=0.0, poll_s=0.001) == [1, 5] and g.calls == 31
+    # the server assigns the whole cohort to the nodes present and counts the missing one
+    server = FederationServer(FLConfig(**{**BASE, "nodes": 3}, mode="ldp"))
+    assigned = server.plan(1, [1, 2])
+    assert sum(u.size for u in assigned.values()) == 60 and server.nodes_missing == 1
+
+
+def test_every_config_field_is_a_command_line_option_and_a_run_config_key():
+    import dataclasses
+    import tomllib
+    from pathlib import Path
+
+    from ldp_rec.cli import build_parser
+
+    parser = build_parser("fl")
+    fl = parser._subparsers._group_actions[0].choices["fl"]
+    opts = {o for a in fl._actions for o in a.option_strings}
+    declared = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())
+    declared = declared["tool"]["flwr"]["app"]["config"]
+    for f in dataclasses.fields(FLConfig):
+        key = f.name.replace("_", "-")
+        assert key in declared, key
+        if f.name != "fault":
+            assert "--" + key in opts, key
+    args = parser.parse_args(["fl", "--sampling", "poisson", "--sample-rate", "0.3", "--clients", "100",
+                              "--partition", "iid", "--max-epsilon", "12"])
+    from ldp_rec.experiments.fl import config_from_args
+
+    cfg = config_from_args(args, "ldp-rec")
+    assert (cfg.sampling, cfg.sample_rate, cfg.clients, cfg.max_epsilon) == ("poisson", 0.3, 100, 12.0)
