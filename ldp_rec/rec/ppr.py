@@ -46,8 +46,10 @@ finishes. Every branch is exact except one: a binomial with ``m − 1 ≥ 2^62``
 drawn as the Poisson count of the same mean. That branch needs ``G_m > λ = m + k``, whose probability
 is at most ``exp(−m(x − log(1+x))) ≤ exp(−c²/2 + c³/(3√m)) < 5.4·10⁻³²`` (Chernoff for Gamma(m),
 ``x = k/m ≥ c/√m``, ``m ≥ 2^62``), so **the total-variation distance between each drawn count and the
-Poisson law is below 5.4·10⁻³² per reduction level, < 3·10⁻³¹ per count** — far under 1e-12. (As
-everywhere in this module, real parameters are float64 numbers: the count is exact for the float mean.)
+Poisson law is below 5.4·10⁻³² per reduction level**; a mean ``e^L`` takes about ``log2(L/42) + 1`` levels
+(5 at ``e^{700}``, ≤ 1020 for any float L), so the distance is **below 10⁻²⁸ per count** — far under
+1e-12 — and the index law is within that of PPR's exact law for every client. (As everywhere in this
+module, real parameters are float64 numbers: the count is exact for the float mean.)
 
 **Far candidates.** Candidate ``i < 2^62`` of stream ``key`` is the stream's own candidate i
 (:mod:`~ldp_rec.rec.randomness`); candidate ``i ≥ 2^62`` is candidate ``i mod 2^62`` of the stream
