@@ -50,7 +50,13 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if getattr(args, "_missing", None):
         parser.error(f"command {args.command!r} is not available in this build ({args._missing} missing)")
-    return int(args._run(args) or 0)
+    from .errors import LdpRecError
+
+    try:
+        return int(args._run(args) or 0)
+    except LdpRecError as exc:  # a user error (bad value, nonsense pair, impossible budget): one line, no traceback
+        print(f"ldp-rec: error: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":
