@@ -200,18 +200,23 @@ def test_fwht_and_frame():
     np.testing.assert_allclose(F.analysis(x), x @ U, atol=1e-13)
 
 
-def test_kashin_exact_and_bounded_on_adversarial_inputs():
-    m = SQKR(1.0, 100)
+@pytest.mark.parametrize("d", [16, 100])
+def test_kashin_exact_and_bounded_on_adversarial_inputs(d):
+    m = SQKR.bounded(1.0, d)
     F = m.frame
     rng = np.random.default_rng(12)
     W = np.zeros((600, F.size))
     W[np.arange(600)[:, None], rng.integers(0, F.size, (600, 2))] = rng.choice([-1.0, 1.0], (600, 2))
-    X = np.concatenate([np.eye(100), -np.eye(100), F.matrix().T, F.synthesis(W), rng.standard_normal((200, 100))])
+    X = np.concatenate([np.eye(d), -np.eye(d), F.matrix().T, F.synthesis(W), rng.standard_normal((200, d)),
+                        np.ones((1, d)), np.sign(rng.standard_normal((100, d)))])
     X = X[np.linalg.norm(X, axis=1) > 1e-9]
     X /= np.linalg.norm(X, axis=1, keepdims=True)
-    A = kashin_coefficients(X, F)
+    A = m.coefficients(X)
     np.testing.assert_allclose(F.synthesis(A), X, atol=1e-12)
     assert np.abs(A).max() <= m.level  # no coefficient is ever clipped on these inputs
+    assert not m.overflow(X).any()
+    # the plain truncation with delta = 0.8 is exact too, but may exceed the level
+    np.testing.assert_allclose(F.synthesis(kashin_coefficients(X, F)), X, atol=1e-12)
 
 
 def test_without_replacement_uniform():

@@ -119,9 +119,9 @@ def make_codec(mechanism, codec: str, *, epsilon: float | None = None, dim: int 
 
     ``top``: the size m of the favoured set of codec ``subset`` (default: the m of least error).
 
-    With ``codec="modified-mrc"`` and ``mechanism="privunitg"`` (by name, unchunked), ``band_tuning``
-    runs PrivUnitG with parameters tuned for the band (:mod:`.tuning`): the transcript is still
-    ε-LDP (the band's guarantee) while the MSE is lower.
+    With ``codec="modified-mrc"`` and ``mechanism="privunitg"`` or ``"privunit2"`` (by name, unchunked),
+    ``band_tuning`` runs the mechanism with parameters tuned for the band (:mod:`.tuning`): the transcript
+    is still ε-LDP (the band's guarantee) while the MSE is lower.
     """
     from .core import FloatCodec, RecCodec
     from .native import NativeCodec
@@ -129,12 +129,14 @@ def make_codec(mechanism, codec: str, *, epsilon: float | None = None, dim: int 
     if codec not in CODECS:
         raise ParameterError(f"unknown codec {codec!r}; choose from {sorted(CODECS)}")
     band_epsilon = None
-    if (isinstance(mechanism, str) and mechanism == "privunitg" and codec == "modified-mrc" and band_tuning
-            and repetitions == 1 and blocks == 1 and not {"p_override", "gamma_override"} & set(mechanism_kwargs)):
-        from .tuning import band_tuned_privunitg
+    if (isinstance(mechanism, str) and mechanism in ("privunitg", "privunit2") and codec == "modified-mrc"
+            and band_tuning and repetitions == 1 and blocks == 1
+            and not {"p_override", "gamma_override"} & set(mechanism_kwargs)):
+        from .tuning import band_tuned_privunit2, band_tuned_privunitg
 
         nb = bits if bits is not None else default_bits(epsilon)
-        mech = band_tuned_privunitg(epsilon, dim, nb, **mechanism_kwargs)
+        tuned = band_tuned_privunitg if mechanism == "privunitg" else band_tuned_privunit2
+        mech = tuned(epsilon, dim, nb, **mechanism_kwargs)
         band_epsilon = float(epsilon)
     elif isinstance(mechanism, str):
         if mechanism in ("sqkr", "rrsc") and bits is not None:

@@ -135,3 +135,37 @@ class PrivUnit2(SphereCapMechanism):
 
     def _default_parameters(self) -> tuple[float, float]:
         return privunit2_parameters(float(self.epsilon), int(self.dim))
+
+
+def _shah_gamma(eps1: float, dim: int) -> float:
+    """γ of Shah et al.'s and Isik et al.'s public code for a cap budget ε1: the larger of condition (i) of
+    Bhowmick et al. Thm 1 and the largest point ``min(e^{ε1}/(6√d), 1)·1.01^{−j}`` of condition (ii), used
+    only when it exceeds √(2/d) (their geometric search, restated)."""
+    d = int(dim)
+    g_a = math.tanh(eps1 / 2) * math.sqrt(math.pi / (2 * d - 2))
+    g_b = min(math.exp(eps1) / (6 * math.sqrt(d)), 1.0)
+    while g_b > 0 and (g_b >= 1 or eps1 < 0.5 * math.log(36 * d) - 0.5 * (d - 1) * math.log1p(-g_b * g_b) + math.log(g_b)):
+        g_b /= 1.01
+    return max(g_b, g_a) if g_b > math.sqrt(2 / d) else g_a
+
+
+@functools.lru_cache(maxsize=256)
+def _shah_parameters(eps: float, dim: int) -> tuple[float, float]:
+    best = None
+    for budget in np.linspace(0.01, 0.99, 99):
+        gamma = _shah_gamma(float(budget) * eps, dim)
+        p = float(special.expit((1 - budget) * eps))
+        m = float(np.exp(sphere_log_partial_mean(gamma, dim))) * (
+            p / float(sphere_cap_mass(gamma, dim)) - (1 - p) / (1 - float(sphere_cap_mass(gamma, dim))))
+        if best is None or m > best[0]:
+            best = (m, p, gamma)
+    return best[1], best[2]
+
+
+def privunit2_shah_parameters(epsilon: float, dim: int) -> tuple[float, float]:
+    """(p, γ) of PrivUnit2 as Shah, Chen, Ballé, Kairouz & Theis (2022) and Isik et al. (2023) run it in
+    their DME experiments (public code ``rcc_dp`` and ``rrsc``): Bhowmick et al.'s Thm 1 split, with the
+    budget θ ∈ {0.01, …, 0.99} of ε given to the cap (γ from :func:`_shah_gamma` (θε)) and
+    ``p = e^{(1−θ)ε}/(1 + e^{(1−θ)ε})``, θ maximising the plain mechanism's m = E⟨V, u⟩. The spread is
+    below ε (Thm 1 is only sufficient); this is the "Shah et al. parameters" baseline."""
+    return _shah_parameters(check_epsilon(epsilon), check_positive_int(dim, "dim", minimum=3))
