@@ -201,7 +201,8 @@ def run(args) -> int:
         bar = tqdm(total=cfg.rounds, desc=f"{mode:8s}", unit="round")
 
         def progress(row, bar=bar):
-            bar.set_postfix(acc=f"{row['accuracy']:.3f}", eps=f"{row['epsilon_user_max']:.1f}")
+            eps = row.get("epsilon_user_max")
+            bar.set_postfix(acc=f"{row['accuracy']:.3f}", eps="-" if eps is None else f"{eps:.1f}")
             bar.update(1)
 
         sink: dict = {}

@@ -119,6 +119,10 @@ class FLConfig:
             check_positive_int(self.cohort_size, "cohort_size")
         if self.sampling == "poisson" and not 0 < self.sample_rate <= 1:
             raise ParameterError(f"poisson sampling needs sample_rate in (0, 1], got {self.sample_rate!r}")
+        if self.mode == "cdp" and self.sampling == "fixed" and not self.noise_multiplier > 0:
+            raise ParameterError("mode cdp is analysed for Poisson sampling (or all users), so it cannot calibrate "
+                                 "sigma for fixed-size sampling: use --sampling poisson, or give --noise-multiplier "
+                                 "(the run then reports no epsilon)")
         if not (self.noise_multiplier >= 0 and self.noise_multiplier < float("inf")):
             raise ParameterError(f"noise_multiplier must be finite and >= 0, got {self.noise_multiplier!r}")
         check_positive_int(self.rounds, "rounds")

@@ -186,7 +186,10 @@ class FederationServer:
         """ε per participation and the population's ε after round ``rnd`` (max/median/mean user)."""
         c = self.cfg
         if c.mode == "cdp":
-            eps = dpfedavg_epsilon(sample_rate=self.q, noise_multiplier=self.sigma, rounds=rnd, delta=c.delta)
+            # the Poisson-subsampled Gaussian's analysis; fixed-size sampling (without replacement) is not
+            # covered by it, so such a run reports no epsilon rather than a wrong one
+            eps = (None if c.sampling == "fixed" else
+                   dpfedavg_epsilon(sample_rate=self.q, noise_multiplier=self.sigma, rounds=rnd, delta=c.delta))
             return {"epsilon_round": None, "noise_multiplier": self.sigma, "sample_rate": self.q,
                     "epsilon_total": eps, "epsilon_total_pld": eps, "epsilon_user_max": eps,
                     "epsilon_user_median": eps, "epsilon_user_mean": eps, "users_retired": 0}

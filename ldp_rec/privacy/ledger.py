@@ -20,6 +20,7 @@ opacus's RDP analysis: :func:`dpfedavg_epsilon` and :func:`dpfedavg_noise_multip
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 
@@ -94,15 +95,24 @@ class UserLedger:
                 "epsilon": [self.epsilon_of(int(k)) for k in distinct], "delta": self.delta}
 
 
+@functools.lru_cache(maxsize=64)
+def _sampled_gaussian_rdp(sample_rate: float, noise_multiplier: float) -> tuple:
+    """RDP of one round of the Poisson-subsampled Gaussian at :data:`RDP_ORDERS` (opacus)."""
+    from opacus.accountants.analysis import rdp as opacus_rdp
+
+    return tuple(np.atleast_1d(opacus_rdp.compute_rdp(q=sample_rate, noise_multiplier=noise_multiplier, steps=1,
+                                                      orders=list(RDP_ORDERS))))
+
+
 def dpfedavg_epsilon(*, sample_rate: float, noise_multiplier: float, rounds: int, delta: float) -> float:
     """User-level ε of DP-FedAvg: ``rounds`` compositions of the Poisson-subsampled Gaussian with
-    rate q and noise multiplier σ (opacus's RDP analysis, Mironov et al. 2019)."""
+    rate q and noise multiplier σ (opacus's RDP analysis, Mironov et al. 2019). RDP composes
+    linearly, so one round's RDP is computed once and scaled."""
     from opacus.accountants.analysis import rdp as opacus_rdp
 
     if not noise_multiplier > 0:
         return math.inf
-    rdp = opacus_rdp.compute_rdp(q=float(sample_rate), noise_multiplier=float(noise_multiplier), steps=int(rounds),
-                                 orders=list(RDP_ORDERS))
+    rdp = np.asarray(_sampled_gaussian_rdp(float(sample_rate), float(noise_multiplier))) * int(rounds)
     eps, _ = opacus_rdp.get_privacy_spent(orders=list(RDP_ORDERS), rdp=rdp, delta=float(delta))
     return float(eps)
 
