@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from ldp_rec.codec.core import RecCodec  # noqa: E402
-from ldp_rec.codec.registry import make_codec  # noqa: E402
+from ldp_rec.codec.registry import make_codec, make_mechanism  # noqa: E402
 from ldp_rec.codec.tuning import band_tuned_privunitg, band_tuned_privunitg_parameters, privunitg_mse_at  # noqa: E402
 from ldp_rec.coding.codes import EliasDelta, FixedLength  # noqa: E402
 from ldp_rec.experiments import frontier as fr  # noqa: E402
@@ -48,7 +48,7 @@ from ldp_rec.mechanisms.privunitg import PrivUnitG  # noqa: E402
 from ldp_rec.mechanisms.rrsc import RRSC  # noqa: E402
 from ldp_rec.privacy.events import event_epsilon  # noqa: E402
 from ldp_rec.rec.subset import ProjectionLaw, optimal_top_count, subset_mse  # noqa: E402
-from ldp_rec.mechanisms.sqkr import SQKR  # noqa: E402
+
 from ldp_rec.rec import mrc, randomness  # noqa: E402
 from ldp_rec.rec.base import MechanismTarget, decode_candidates  # noqa: E402
 from ldp_rec.rec.ppr import PPR  # noqa: E402
@@ -105,7 +105,7 @@ def ppr_bits(mech, alpha: float) -> float:
 
 
 def sqkr_mse(epsilon, d, bits, X) -> float:
-    return float(np.mean(SQKR(epsilon=epsilon, dim=d, bits=bits).mse(X)))
+    return float(np.mean(make_mechanism("sqkr", epsilon=epsilon, dim=d, bits=bits).mse(X)))
 
 
 def closed_form_rows(cfg: dict) -> list[dict]:
@@ -238,7 +238,7 @@ def measured_rows(cfg: dict, seed: int) -> list[dict]:
                 rr = RRSC(epsilon=eps, dim=d, bits=b)
                 add("rrsc", eps, codec_runner(make_codec(rr, "native"), seed), rr.expected_mse(), published=True,
                     family="native")
-            sq = SQKR(epsilon=eps, dim=d, bits=b)
+            sq = make_mechanism("sqkr", epsilon=eps, dim=d, bits=b)
             Xs = dme_data(200, d, rng=np.random.SeedSequence([seed, 99]))
             add("sqkr", eps, privatize_runner(sq, sq.message_bits), float(np.mean(sq.mse(Xs))), published=True,
                 family="native", note="per-user closed form averaged over 200 DME inputs")

@@ -221,7 +221,9 @@ def test_mutated_bodies_reach_the_decoder(mech, name):
         assert not res.estimates[~res.ok].any()
         honest = np.setdiff1d(np.arange(n), mutated)
         assert res.ok[honest].all(), [res.errors[i] for i in honest]
-        np.testing.assert_array_equal(res.estimates[honest], ref.estimates[honest])
+        # equal up to the last bit a dense frame's matmul may change with the batch size (the Haar frame of
+        # sqkr-faithful); a disturbed row would differ by far more
+        np.testing.assert_allclose(res.estimates[honest], ref.estimates[honest], rtol=1e-12, atol=1e-12)
         n_failed += int((~res.ok[mutated]).sum())
     untyped = [exc for exc in raised if not isinstance(exc, LdpRecError)]
     assert not untyped, untyped

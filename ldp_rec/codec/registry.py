@@ -1,6 +1,7 @@
 """Command-line names of mechanisms and codecs, and :func:`make_codec`.
 
-Mechanisms: privunit2, privunitg, sqkr, rrsc, duchi, laplace, gaussian, rr.
+Mechanisms: privunit2, privunitg, sqkr (ldp-rec's unbiased bounded-Kashin SQKR), sqkr-faithful (Chen, Kairouz
+and Ozgur's own setting), rrsc, duchi, laplace, gaussian, rr.
 Codecs: none (uncompressed floats), mrc, modified-mrc, orc, ppr, rs-fallback, pfr, gprs, subset (ε-LDP
 subset selection on shared candidates, :mod:`ldp_rec.rec.subset`), and native (the mechanism's own b-bit
 code: SQKR and RRSC, whose mechanism and code are one).
@@ -24,7 +25,8 @@ MECHANISMS = {
     "laplace": "ldp_rec.mechanisms.laplace:LaplaceMechanism",
     "gaussian": "ldp_rec.mechanisms.gaussian:GaussianMechanism",
     "rr": "ldp_rec.mechanisms.randomized_response:CoordinateRR",
-    "sqkr": "ldp_rec.mechanisms.sqkr:SQKR",
+    "sqkr": "ldp_rec.mechanisms.sqkr:SQKR.bounded",  # ldp-rec's unbiased SQKR (0.8x the published MSE)
+    "sqkr-faithful": "ldp_rec.mechanisms.sqkr:SQKR.chen_kairouz_ozgur",  # the authors' setting (clipping bias)
     "rrsc": "ldp_rec.mechanisms.rrsc:RRSC",
 }
 
@@ -59,8 +61,11 @@ def default_bits(epsilon: float) -> int:
 
 
 def _load(spec: str):
-    module, cls = spec.split(":")
-    return getattr(importlib.import_module(module), cls)
+    module, attr = spec.split(":")
+    obj = importlib.import_module(module)
+    for part in attr.split("."):  # a class or one of its constructors (Class.factory)
+        obj = getattr(obj, part)
+    return obj
 
 
 def make_mechanism(name: str, *, epsilon: float, dim: int, **kwargs):
@@ -139,7 +144,7 @@ def make_codec(mechanism, codec: str, *, epsilon: float | None = None, dim: int 
         mech = tuned(epsilon, dim, nb, **mechanism_kwargs)
         band_epsilon = float(epsilon)
     elif isinstance(mechanism, str):
-        if mechanism in ("sqkr", "rrsc") and bits is not None:
+        if mechanism in ("sqkr", "sqkr-faithful", "rrsc") and bits is not None:
             mechanism_kwargs.setdefault("bits", bits)
         mech = make_mechanism(mechanism, epsilon=epsilon, dim=dim, **mechanism_kwargs)
     else:

@@ -137,7 +137,7 @@ class SQKR(Mechanism):
                    kashin_delta=1.0, kashin_iterations=8, representation="bounded", frame_kind="hadamard")
 
     @classmethod
-    def chen_kairouz_ozgur(cls, epsilon: float, dim: int, *, bits: int, clip: float = 1.0, seed: int = 0) -> "SQKR":
+    def chen_kairouz_ozgur(cls, epsilon: float, dim: int, *, bits: int = 8, clip: float = 1.0, seed: int = 0) -> "SQKR":
         """The authors' exact setting (faithful baseline; module doc): biased by clipping on some inputs."""
         N = frame_size(int(dim), 2.0)
         return cls(epsilon=epsilon, dim=dim, bits=bits, clip=clip, redundancy=2.0, seed=seed,
