@@ -50,6 +50,9 @@ from ldp_rec.mechanisms.privunit2 import PrivUnit2, privunit2_shah_parameters  #
 from ldp_rec.mechanisms.sqkr import SQKR  # noqa: E402
 from ldp_rec.rec import mrc  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from dme_sweep import measure  # noqa: E402  (the DME suite's trial loop)
+
 HERE = Path(__file__).resolve().parent
 PUBLISHED = HERE / "published_baselines.json"
 VARIANTS = ("sqkr-faithful", "sqkr", "mmrc-shah", "mmrc-shah-exact", "mmrc")
@@ -96,29 +99,22 @@ def build(variant: str, eps: float, bits: int, dim: int):
 
 
 def run_variant(variant, eps, bits, *, dim, clients, trials, seed, batch=1000):
+    """The DME trials of one variant through :func:`dme_sweep.measure` (the same data, seeds and MSE as the
+    DME suite); the closed form on the first trial's inputs."""
     cod, scale, closed = build(variant, eps, bits, dim)
-    mses, t0 = [], time.perf_counter()
-    cf = None
-    for t in range(trials):
-        X = dme_data(clients, dim, rng=np.random.SeedSequence([seed, t, 1]))
-        rng = np.random.default_rng(np.random.SeedSequence([seed, t, 2]))
-        est = np.empty_like(X)
-        for s in range(0, clients, batch):
-            sl = slice(s, min(s + batch, clients))
-            ids = np.arange(sl.start, sl.stop)
-            res = cod.decode(cod.encode(X[sl], run_seed=seed, round=t, clients=ids, rng=rng), run_seed=seed, round=t,
-                             clients=ids)
-            assert res.ok.all()
-            est[sl] = res.estimates * scale
-        mses.append(float(np.sum((X.mean(0) - est.mean(0)) ** 2)))
-        if t == 0:
-            cf = closed(X)
-    mses = np.array(mses)
-    return {"variant": variant, "epsilon": eps, "bits": bits, "mse": float(mses.mean()),
-            "mse_sem": float(mses.std(ddof=1) / math.sqrt(trials)) if trials > 1 else float("nan"),
-            "mse_trials": mses.tolist(), "closed_form": cf, "payload_bits": int(bits if not variant.startswith("sqkr")
-                                                                                  else cod.mechanism.message_bits),
-            "transcript_epsilon": float(cod.transcript_event().epsilon), "seconds": time.perf_counter() - t0}
+
+    def run(X, t, ids, rng):
+        res = cod.decode(cod.encode(X, run_seed=seed, round=t, clients=ids, rng=rng), run_seed=seed, round=t,
+                         clients=ids)
+        assert res.ok.all()
+        return res.estimates * scale, 0
+
+    m = measure(run, dim=dim, clients=clients, trials=trials, seed=seed, batch=batch)
+    cf = closed(dme_data(clients, dim, rng=np.random.SeedSequence([seed, 0, 1])))
+    return {"variant": variant, "epsilon": eps, "bits": bits, "mse": m["mse"], "mse_sem": m["mse_sem"],
+            "mse_trials": m["mse_trials"], "closed_form": cf,
+            "payload_bits": int(bits if not variant.startswith("sqkr") else cod.mechanism.message_bits),
+            "transcript_epsilon": float(cod.transcript_event().epsilon), "seconds": m["seconds"]}
 
 
 def table(rows, published) -> str:

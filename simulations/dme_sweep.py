@@ -174,6 +174,7 @@ def measure(encode_decode, *, dim, clients, trials, seed, batch):
         per_user.extend(np.sum((est - X) ** 2, axis=1).tolist())
     mses, per_user = np.array(mses), np.array(per_user)
     return {"mse": float(mses.mean()), "mse_sem": float(mses.std(ddof=1) / math.sqrt(trials)) if trials > 1 else math.nan,
+            "mse_trials": mses.tolist(),
             "per_user_mse": float(per_user.mean()), "per_user_sem": float(per_user.std(ddof=1) / math.sqrt(per_user.size)),
             "bits_mean": float(np.mean(bits)), "seconds": time.perf_counter() - t0}
 
