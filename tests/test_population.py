@@ -202,3 +202,18 @@ def test_every_config_field_is_a_command_line_option_and_a_run_config_key():
 
     cfg = config_from_args(args, "ldp-rec")
     assert (cfg.sampling, cfg.sample_rate, cfg.clients, cfg.max_epsilon) == ("poisson", 0.3, 100, 12.0)
+
+
+def test_result_files_are_strict_json(tmp_path):
+    """Non-finite numbers (a non-private mode's ε, cdp's per-round ε) are written as null, so any strict
+    JSON parser reads the file; the report renders them as a dash."""
+    import json
+
+    from ldp_rec.experiments.report import _fmt
+    from ldp_rec.experiments.results import write_result
+
+    p = write_result(tmp_path / "r.json", {"a": float("inf"), "b": [1.0, float("nan")], "c": np.float64("-inf"),
+                                           "d": np.array([0.5, np.inf])})
+    obj = json.loads(p.read_text(), parse_constant=lambda c: (_ for _ in ()).throw(ValueError(c)))
+    assert obj["a"] is None and obj["b"] == [1.0, None] and obj["c"] is None and obj["d"] == [0.5, None]
+    assert _fmt(None, ".3g") == "–" and _fmt(float("inf"), ".3g") == "–" and _fmt(2.0, ".3g") == "2"

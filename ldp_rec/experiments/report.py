@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from collections import defaultdict
 from pathlib import Path
 
@@ -60,10 +61,10 @@ def fl_figures(fl, outdir: Path) -> list[str]:
             acc = [x["accuracy"] for x in rows]
             ax[0].plot(r, acc, label=mode)
             ax[1].semilogx(np.maximum(np.cumsum([x["payload_bits_per_client"] for x in rows]), 1), acc, label=mode)
-            eps = [x.get("epsilon_total_pld", np.inf) for x in rows]
+            eps = [_float(x.get("epsilon_total_pld")) for x in rows]
             if np.all(np.isfinite(eps)):
                 ax[2].plot(r, eps, label=f"{mode} (PLD)")
-                ax[2].plot(r, [x["epsilon_total"] for x in rows], "--", label=f"{mode} (basic)")
+                ax[2].plot(r, [_float(x.get("epsilon_total")) for x in rows], "--", label=f"{mode} (basic)")
         ax[0].set(xlabel="round", ylabel="test accuracy", title="accuracy vs round")
         ax[1].set(xlabel="cumulative payload bits per user", ylabel="test accuracy", title="accuracy vs bits")
         ax[2].set(xlabel="round", ylabel="ε spent (δ=%g)" % cfg.get("delta", 1e-5), title="privacy spent")
@@ -80,10 +81,21 @@ def fl_figures(fl, outdir: Path) -> list[str]:
         lines += [f"![{name}]({name})", "", f"*{cap}*", "", "| mode | final acc | bits/user/round | ε/round | ε total basic | ε total PLD | s/round |",
                   "|---|---|---|---|---|---|---|"]
         for mode, s in obj.get("summary", {}).items():
-            lines.append(f"| {mode} | {s['final_accuracy']:.3f} | {s['payload_bits_per_client']:.1f} | {s['epsilon_round']:.3g} | "
-                         f"{s['epsilon_total_basic']:.4g} | {s['epsilon_total_pld']:.4g} | {s['median_round_seconds']:.2f} |")
+            lines.append(f"| {mode} | {s['final_accuracy']:.3f} | {s['payload_bits_per_client']:.1f} | "
+                         f"{_fmt(s.get('epsilon_round'), '.3g')} | {_fmt(s.get('epsilon_total_basic'), '.4g')} | "
+                         f"{_fmt(s.get('epsilon_total_pld'), '.4g')} | {s['median_round_seconds']:.2f} |")
         lines.append("")
     return lines
+
+
+def _float(v) -> float:
+    """A number from a result file: ``null`` (unbounded or not applicable, see results.py) reads as inf."""
+    return math.inf if v is None else float(v)
+
+
+def _fmt(v, spec: str) -> str:
+    """``v`` formatted, or "–" for null / non-finite (non-private modes, cdp's per-round ε)."""
+    return "–" if v is None or not math.isfinite(float(v)) else format(float(v), spec)
 
 
 def dme_figures(dme, outdir: Path) -> list[str]:

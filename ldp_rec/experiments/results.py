@@ -60,6 +60,19 @@ def args_config(args) -> dict:
     return {k: v for k, v in vars(args).items() if not k.startswith("_")}
 
 
+def _finite(o):
+    """Strict JSON: a non-finite float (an unbounded ε, a non-private mode's ε, a NaN) becomes ``null``."""
+    if isinstance(o, dict):
+        return {k: _finite(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [_finite(v) for v in o]
+    if isinstance(o, (float, np.floating)) and not np.isfinite(o):
+        return None
+    if isinstance(o, np.ndarray):
+        return _finite(o.tolist())
+    return o
+
+
 def _default(o):
     if isinstance(o, np.generic):
         return o.item()
@@ -71,14 +84,15 @@ def _default(o):
 
 
 def write_result(path, result: dict, *, force: bool = False) -> Path:
-    """Write ``result`` (with ``meta`` added) as JSON; never overwrite silently."""
+    """Write ``result`` (with ``meta`` added) as strict JSON (non-finite numbers as ``null``); never
+    overwrite silently."""
     path = Path(path)
     if path.exists() and not force:
         raise FileExistsError(f"{path} exists; choose another --out or pass --force")
     path.parent.mkdir(parents=True, exist_ok=True)
-    payload = {"meta": metadata(), **result}
+    payload = _finite({"meta": metadata(), **result})
     tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(payload, indent=2, default=_default, allow_nan=True))
+    tmp.write_text(json.dumps(payload, indent=2, default=_default, allow_nan=False))
     tmp.replace(path)
     return path
 
