@@ -36,7 +36,6 @@ import os
 import platform
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -48,7 +47,6 @@ from ldp_rec.codec.tuning import shah_cap_probability  # noqa: E402
 from ldp_rec.experiments.dme import dme_data  # noqa: E402
 from ldp_rec.mechanisms.privunit2 import PrivUnit2, privunit2_shah_parameters  # noqa: E402
 from ldp_rec.mechanisms.sqkr import SQKR  # noqa: E402
-from ldp_rec.rec import mrc  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from dme_sweep import measure  # noqa: E402  (the DME suite's trial loop)

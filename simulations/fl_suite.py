@@ -47,9 +47,8 @@ sys.path.insert(0, str(ROOT))
 
 from ldp_rec.experiments.fl import run_flower, summarise  # noqa: E402
 from ldp_rec.experiments.results import run_dir, write_result  # noqa: E402
-from ldp_rec.fl import models, task  # noqa: E402
+from ldp_rec.fl import models  # noqa: E402
 from ldp_rec.fl.config import FLConfig  # noqa: E402
-from ldp_rec.codec import wire  # noqa: E402
 from ldp_rec.fl.federation import default_bits, load_data, make_fl_model, mechanism_epsilon, model_dim  # noqa: E402
 from ldp_rec.fl.server import run_in_process  # noqa: E402
 

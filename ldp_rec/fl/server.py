@@ -35,6 +35,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..codec import wire
+from ..codec.core import DecodeResult
 from ..errors import ParameterError
 from ..privacy.accountant import plan_epsilon
 from ..privacy.events import NonPrivateEvent
@@ -115,7 +116,7 @@ class FederationServer:
         self._t0 = time.perf_counter()
         return self.assigned
 
-    def decode(self, rnd: int, payloads, users) -> "DecodeResult":  # noqa: F821
+    def decode(self, rnd: int, payloads, users) -> DecodeResult:
         users = np.asarray(users, dtype=np.int64)
         if len(payloads) != users.size:
             raise ParameterError(f"{len(payloads)} payloads for a cohort of {users.size} users")
