@@ -4,7 +4,7 @@
 
 Runs ``--mode`` on digits with ``--users`` users (IID partition) hosted (a) by 2 Flower nodes
 (cohorts of 50) and (b) by one Flower node per user, on Flower's simulation engine, for each
-engine polling interval in ``--poll`` (Flower's own is 0.1 s; :mod:`ldp_rec.fl.engine`), and prints
+engine polling interval in ``--poll`` (Flower's own is 0.1 s; :mod:`ldp_rec.tools.flower_poll`), and prints
 the median round time per user of each and their ratio (goal: cohorts >= 10x faster per user).
 The first round (Ray start-up, compilation) is excluded from the medians. Each measurement also
 records the payload bits, so the two set-ups are seen to do the same work.

@@ -8,7 +8,7 @@ of the app with the run configuration. Runtime dependency installation is off
 (``FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION=1``): the apps import the packages of this
 interpreter's environment. The script waits for the run to finish, writes the per-round rows
 the ServerApp recorded, and stops every process it started (also on failure or Ctrl-C).
-See :mod:`ldp_rec.fl.deploy` for the mechanics. Loopback and insecure mode: for testing only;
+See :mod:`ldp_rec.tools.deploy` for the mechanics. Loopback and insecure mode: for testing only;
 docker/README.md describes a real deployment with TLS and SuperNode authentication.
 
 Usage::
@@ -34,9 +34,9 @@ import time
 from pathlib import Path
 
 from ldp_rec.experiments.results import write_result
-from ldp_rec.fl import deploy
+from ldp_rec.tools import deploy
 from ldp_rec.fl.config import FLConfig
-from ldp_rec.fl.proctree import become_subreaper
+from ldp_rec.tools.proctree import become_subreaper
 
 
 def _terminate(signum, frame):  # turn SIGTERM into an exception so the finally blocks run

@@ -1,5 +1,5 @@
-"""Flower's deployment engine over loopback (simulations/deploy_loopback.py, ldp_rec.fl.deploy,
-ldp_rec.fl.proctree) and the docker/ files.
+"""Flower's deployment engine over loopback (simulations/deploy_loopback.py, ldp_rec.tools.deploy,
+ldp_rec.tools.proctree) and the docker/ files.
 
 The end-to-end test starts a real SuperLink and SuperNodes on 127.0.0.1, runs the ldp-rec apps
 for two rounds and checks that the decoded aggregates equal those of the simulation engine
@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from ldp_rec.errors import ParameterError
-from ldp_rec.fl import deploy, proctree
+from ldp_rec.tools import deploy, proctree
 from ldp_rec.fl.config import FLConfig
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -107,7 +107,7 @@ def test_flower_poll_interval_patches_and_restores():
     import sys
 
     import flwr.server.superlink.fleet.vce.vce_api as vce
-    from ldp_rec.fl.engine import flower_poll_interval
+    from ldp_rec.tools.flower_poll import flower_poll_interval
 
     import flwr.simulation.run_simulation  # noqa: F401
     rs = sys.modules["flwr.simulation.run_simulation"]
@@ -130,7 +130,7 @@ def test_extractor_sweeps_only_on_change_and_delivers_everything():
     import threading
     import time as _time
 
-    from ldp_rec.fl.engine import _extractor, _store_signature
+    from ldp_rec.tools.flower_poll import _extractor, _store_signature
 
     class FakeState:
         def __init__(self):

@@ -148,7 +148,7 @@ def test_seeded_mode_replays_and_os_entropy_mode_does_not():
 
 def test_deployment_refuses_seeded_coins():
     from ldp_rec.errors import ParameterError
-    from ldp_rec.fl.deploy import run_loopback
+    from ldp_rec.tools.deploy import run_loopback
 
     with pytest.raises(ParameterError, match="simulations only"):
         run_loopback(FLConfig(**BASE, mode="ldp-rec", private_seed=0), workdir="/nonexistent/never-created")

@@ -27,10 +27,10 @@ from .results import write_result
 def run_flower(cfg: FLConfig, *, progress=None, poll_interval: float | None = None,
                client_app=None, sink: dict | None = None) -> tuple[list[dict], float]:
     """Run one mode on Flower's simulation engine (Ray, one CPU per virtual node); ``poll_interval``:
-    the engine's message polling interval in seconds (None: Flower's 0.1 s; :mod:`ldp_rec.fl.engine`).
+    the engine's message polling interval in seconds (None: Flower's 0.1 s; :mod:`ldp_rec.tools.flower_poll`).
     The simulated nodes run under :meth:`NodePolicy.simulation` (the operator runs both ends) unless
     ``client_app`` is given."""
-    from ..fl.engine import flower_poll_interval
+    from ..tools.flower_poll import flower_poll_interval
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
     from flwr.simulation import run_simulation
 

@@ -31,7 +31,7 @@ connection lives in a private ``FLWR_HOME/config.toml`` (:func:`write_connection
 
 Processes
 ---------
-:class:`~ldp_rec.fl.proctree.ProcessTree` starts the daemons, records every process they spawn
+:class:`~ldp_rec.tools.proctree.ProcessTree` starts the daemons, records every process they spawn
 (SuperExec, ``flwr-serverapp``, ``flwr-clientapp``) and stops all of them, by pid, in a
 ``finally`` block: on success, on failure and on timeout.
 """
@@ -54,8 +54,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import LdpRecError, ParameterError
-from .config import FLConfig
-from .policy import ENV_VAR, NodePolicy
+from ..fl.config import FLConfig
+from ..fl.policy import ENV_VAR, NodePolicy
 from .proctree import ProcessTree, free_ports
 
 CONNECTION = "loopback"
@@ -164,7 +164,7 @@ def stage_app(dest: Path, *, source: Path = PROJECT_ROOT) -> Path:
     for extra in ("README.md", "LICENSE"):
         if (source / extra).is_file():
             shutil.copy2(source / extra, dest / extra)
-    (dest / _STAGED_MARKER).write_text("staged by ldp_rec.fl.deploy.stage_app; safe to delete\n")
+    (dest / _STAGED_MARKER).write_text("staged by ldp_rec.tools.deploy.stage_app; safe to delete\n")
     return dest
 
 
