@@ -2,10 +2,14 @@
 
 Results are data: a JSON object ``{"schema": ..., "meta": {...}, "config": {...}, ...figures}``
 written once. :func:`write_result` refuses to overwrite an existing file unless ``force=True``.
+Every table of a result (per-round rows, per-mode summaries, a sweep's summary) is also written
+as CSV beside the JSON (:func:`write_table`: ``FILE.<table>.csv``; a header row, one row per
+record, empty cells for null, lists as JSON), so spreadsheets and pandas read it directly.
 """
 
 from __future__ import annotations
 
+import csv
 import importlib.metadata
 import json
 import os
@@ -83,9 +87,9 @@ def _default(o):
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
-def write_result(path, result: dict, *, force: bool = False) -> Path:
+def write_result(path, result: dict, *, force: bool = False, tables: dict[str, list[dict]] | None = None) -> Path:
     """Write ``result`` (with ``meta`` added) as strict JSON (non-finite numbers as ``null``); never
-    overwrite silently."""
+    overwrite silently. Each of ``tables`` (name -> rows) is also written as ``<stem>.<name>.csv``."""
     path = Path(path)
     if path.exists() and not force:
         raise FileExistsError(f"{path} exists; choose another --out or pass --force")
@@ -93,6 +97,42 @@ def write_result(path, result: dict, *, force: bool = False) -> Path:
     payload = _finite({"meta": metadata(), **result})
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_text(json.dumps(payload, indent=2, default=_default, allow_nan=False))
+    tmp.replace(path)
+    for name, rows in (tables or {}).items():
+        write_table(table_path(path, name), rows)
+    return path
+
+
+def table_path(path, name: str) -> Path:
+    """Where :func:`write_result` puts table ``name`` of the result file ``path``."""
+    path = Path(path)
+    return path.with_name(f"{path.stem}.{name}.csv")
+
+
+def _cell(v):
+    v = _finite(v)
+    if v is None:
+        return ""
+    if isinstance(v, (list, dict)):
+        return json.dumps(v, default=_default)
+    if isinstance(v, np.generic):
+        return v.item()
+    return v
+
+
+def write_table(path, rows: list[dict]) -> Path:
+    """``rows`` as CSV: the header is the union of the keys in order of first appearance; null and
+    non-finite cells are empty, lists and dicts are JSON."""
+    path = Path(path)
+    cols: dict[str, None] = {}
+    for r in rows:
+        cols.update(dict.fromkeys(r))
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    with open(tmp, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(cols))
+        w.writeheader()
+        for r in rows:
+            w.writerow({k: _cell(v) for k, v in r.items()})
     tmp.replace(path)
     return path
 

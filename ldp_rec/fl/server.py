@@ -24,13 +24,22 @@ Aggregation
   comes from its own coins (OS entropy; seeded with ``private_seed`` in a simulation).
 
 Then ``θ ← θ + η·v`` with ``v ← μ v + aggregate`` (FedAvg with server momentum).
+
+Checkpoint, resume, stop
+------------------------
+With ``server.checkpoint`` set to a path, every completed round (:meth:`FederationServer.record`)
+is saved there (:mod:`.checkpoint`); :meth:`FederationServer.resume` restores one, and the runners
+continue from round ``server.rounds_done + 1``. ``server.stop`` (a ``threading.Event``) asks the
+runners to stop after the round in progress; :func:`run_in_process` checks it between rounds.
 """
 
 from __future__ import annotations
 
 import math
+import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -40,6 +49,7 @@ from ..errors import ParameterError
 from ..privacy.accountant import plan_epsilon
 from ..privacy.events import NonPrivateEvent
 from ..privacy.ledger import UserLedger, dpfedavg_epsilon, dpfedavg_noise_multiplier
+from . import checkpoint as ckpt
 from . import models, task
 from .cohort import assign, sample_cohort, sampling_rate
 from .config import FLConfig
@@ -78,6 +88,8 @@ class FederationServer:
             np.random.SeedSequence() if cfg.private_seed < 0 else np.random.SeedSequence([cfg.private_seed, 0x5E]))
         self.assigned: dict[int, np.ndarray] = {}
         self.rows: list[dict] = []
+        self.checkpoint: Path | None = None  # save every completed round here (module doc)
+        self.stop = threading.Event()  # set: the runners stop after the round in progress
         self._check_budget()
 
     # ---- set-up
@@ -208,9 +220,41 @@ class FederationServer:
         return task.evaluate(self.model, self.data.X_test, self.data.y_test)
 
     def record(self, row: dict, loss: float, accuracy: float) -> dict:
+        """Complete the round: its row gets the evaluation and the round's seconds (from :meth:`plan`
+        to now: the round's work, without the run's start-up); saved to ``checkpoint`` if set."""
         row = {**row, "accuracy": accuracy, "loss": loss, "seconds": time.perf_counter() - self._t0}
         self.rows.append(row)
+        if self.checkpoint is not None:
+            self.save(self.checkpoint)
         return row
+
+    # ---- checkpoint and resume
+    @property
+    def rounds_done(self) -> int:
+        return len(self.rows)
+
+    def save(self, path) -> None:
+        """Checkpoint the server after its last completed round (:mod:`.checkpoint`)."""
+        arrays = {"params": self.params, "ledger_counts": self.ledger.counts}
+        if self.velocity is not None:
+            arrays["velocity"] = self.velocity
+        ckpt.save(path, config=self.cfg.to_record(), round=self.rounds_done, arrays=arrays,
+                  state={"rows": self.rows, "server_rng": self.server_rng.bit_generator.state})
+
+    @classmethod
+    def resume(cls, cfg: FLConfig, path) -> "FederationServer":
+        """The server of ``cfg`` as it was after the round checkpointed at ``path`` (ParameterError
+        for a checkpoint of another config or format)."""
+        server = cls(cfg)
+        doc, arrays = ckpt.load(path, config=cfg.to_record())
+        if arrays["params"].shape != server.params.shape or arrays["ledger_counts"].shape != server.ledger.counts.shape:
+            raise ParameterError(f"checkpoint {path} does not fit this run's model or population")
+        server.params = arrays["params"].astype(np.float32)
+        server.velocity = arrays.get("velocity")
+        server.ledger.counts = arrays["ledger_counts"].astype(np.int32)
+        server.server_rng.bit_generator.state = doc["server_rng"]
+        server.rows[:] = doc["rows"]
+        return server
 
     def final_record(self) -> dict:
         """What a result file keeps of the population's privacy: the per-user distribution."""
@@ -226,16 +270,21 @@ def _log(log, msg, *args) -> None:
         log.warning(msg, *args)
 
 
-def run_in_process(cfg: FLConfig, *, progress=None, client=None) -> tuple[list[dict], float, FederationServer]:
+def run_in_process(cfg: FLConfig, *, progress=None, client=None,
+                   server: FederationServer | None = None) -> tuple[list[dict], float, FederationServer]:
     """``cfg.rounds`` rounds with the nodes simulated in this process (ids 0 … nodes−1): the same
     server round and client work as the Flower apps, without Ray. ``client(cfg, params, rnd, users)``
-    defaults to :func:`~ldp_rec.fl.federation.client_round`."""
+    defaults to :func:`~ldp_rec.fl.federation.client_round`. A given ``server`` (for example
+    :meth:`FederationServer.resume`) continues after its last completed round; the loop stops
+    early, after a completed round, once ``server.stop`` is set."""
     from .federation import client_round
 
     client = client or client_round
     t_start = time.perf_counter()
-    server = FederationServer(cfg)
-    for rnd in range(1, cfg.rounds + 1):
+    server = server if server is not None else FederationServer(cfg)
+    for rnd in range(server.rounds_done + 1, cfg.rounds + 1):
+        if server.stop.is_set():
+            break
         assigned = server.plan(rnd, range(cfg.nodes))
         replies = {}
         for node, users in assigned.items():
