@@ -1,0 +1,285 @@
+"""Random projections W ∈ R^{k×d} for ProjUnit / FastProjUnit (Asi, Feldman, Nelson, Nguyen, Talwar,
+"Fast optimal locally private mean estimation via random projections", NeurIPS 2023, Sec. 3–4).
+
+Every W here is drawn from one public 64-bit key per user, through the counter-based streams of
+:mod:`ldp_rec.rec.randomness` (so encoder and decoder regenerate the same W, and W is independent
+across users), and is scaled so that ``E[Wᵀ W] = I_d``. Three kinds:
+
+* ``srht`` (FastProjUnit, the paper's Sec. 4): d is zero-padded to D = 2^⌈log2 d⌉ and
+
+      W = √(D/k) · S H D_σ,
+
+  with D_σ = diag(σ) of i.i.d. random signs, H the orthonormal (Sylvester) Walsh–Hadamard matrix of
+  order D, and S the k×D selector of k rows drawn uniformly *without* replacement. Then
+  ``W Wᵀ = (D/k) I_k`` exactly (the rows are orthogonal with squared norm D/k), and ``E[Wᵀ W] = I_D``
+  because ``E[Sᵀ S] = (k/D) I``. Applying W or Wᵀ costs one fast Walsh–Hadamard transform,
+  D·log2 D additions (:func:`fwht`), plus O(D) for the signs and the row sample.
+* ``gaussian`` (ProjUnit with a dense Gaussian W): i.i.d. N(0, 1/k) entries; row i of √k·W is
+  candidate i of the user's normal stream, so ``W x`` is computed without storing W
+  (:func:`ldp_rec.rec.randomness.project_block`). O(dk) work.
+* ``orthonormal`` (ProjUnit as in the paper's Alg. 1 and apple/ml-projunit): W = √(d/k) Qᵀ with Q the
+  d×k Haar-distributed orthonormal factor of that Gaussian matrix (QR with the signs of diag R fixed).
+  O(dk²) work: a reference for small d, not a hot path.
+
+Constants of the normalisation step ``u = Wv/‖Wv‖`` (for a unit v), used by :mod:`.projunit`:
+
+* ``c = E‖Wv‖`` (:func:`norm_mean`): gaussian, ‖Wv‖² ~ χ²_k/k, so c = √(2/k) Γ((k+1)/2)/Γ(k/2);
+  orthonormal, ‖Wv‖² ~ (d/k)·Beta(k/2, (d−k)/2), so c = √(d/k) Γ((k+1)/2)Γ(d/2)/(Γ(k/2)Γ((d+1)/2)).
+  For srht the law of ‖Wv‖ depends on v; we use the orthonormal value in dimension D (exact for
+  k = D, and for the isotropic HD_σv the random signs make typical; the residual bias of ⟨v̂, v⟩ is
+  O(Var‖Wv‖²) = O(1/k)).
+* ``ρ = E‖P_d Wᵀ u‖²`` (:func:`lift_norm2`), P_d the truncation to the first d coordinates: gaussian
+  1 + (d−1)/k (exact: W = g vᵀ + W_⊥ with W_⊥ ⊥ v independent of g = Wv), orthonormal d/k (exact),
+  srht 1 + (D/k − 1)(d−1)/(D−1) (exact for d = D; with padding it takes the part of WᵀWv orthogonal to
+  v as isotropic in R^D).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numba as nb
+import numpy as np
+from scipy import special
+
+from .._validation import check_positive_int
+from ..errors import InputError, ParameterError
+from ..rec import randomness
+
+KINDS = ("srht", "gaussian", "orthonormal")
+_CHUNK_BYTES = 1 << 25  # working memory per batch of users (32 MiB)
+
+
+class _OpCounter:
+    """Additions and subtractions performed by :func:`fwht` (the O(D log D) test counts these)."""
+
+    def __init__(self) -> None:
+        self.butterflies = 0
+
+    def reset(self) -> None:
+        self.butterflies = 0
+
+
+STATS = _OpCounter()
+
+
+def padded_dim(d: int) -> int:
+    """D = 2^⌈log2 d⌉, the order of the Hadamard transform for inputs of dimension d."""
+    d = check_positive_int(d, "dim")
+    return 1 << (d - 1).bit_length()
+
+
+def check_projection(kind: str, dim: int, proj_dim: int) -> None:
+    """ParameterError unless ``kind`` is known and 1 ≤ k ≤ d."""
+    if kind not in KINDS:
+        raise ParameterError(f"unknown projection {kind!r}; choose from {KINDS}")
+    d = check_positive_int(dim, "dim")
+    k = check_positive_int(proj_dim, "proj_dim")
+    if k > d:
+        raise ParameterError(f"proj_dim k = {k} exceeds the input dimension d = {d}")
+
+
+@nb.njit(cache=True)
+def _fwht_inplace(x):
+    """In-place unnormalised Sylvester FWHT of every row of x (rows, D); returns the operations done."""
+    rows, D = x.shape
+    ops = 0
+    for r in range(rows):
+        h = 1
+        while h < D:
+            for i in range(0, D, 2 * h):
+                for j in range(i, i + h):
+                    a = x[r, j]
+                    b = x[r, j + h]
+                    x[r, j] = a + b
+                    x[r, j + h] = a - b
+                    ops += 2
+            h *= 2
+    return ops
+
+
+def fwht(a: np.ndarray) -> np.ndarray:
+    """Orthonormal fast Walsh–Hadamard transform along the last axis (length D = 2^L), Sylvester order:
+    ``H_D a / √D`` with ``H_{2m} = [[H_m, H_m], [H_m, −H_m]]``. L stages of D/2 butterflies (one addition
+    and one subtraction each): D·L operations per row, counted as executed in :data:`STATS`. H is
+    symmetric and orthogonal, so the transform is its own inverse. Returns a new float64 array."""
+    x = np.array(a, dtype=np.float64, copy=True)
+    D = x.shape[-1]
+    if D < 1 or D & (D - 1):
+        raise InputError(f"fwht needs a power-of-two length, got {D}")
+    lead = x.shape[:-1]
+    x = np.ascontiguousarray(x.reshape(-1, D))
+    STATS.butterflies += int(_fwht_inplace(x))
+    x *= 1.0 / math.sqrt(D)
+    return x.reshape(*lead, D)
+
+
+def _user_batches(n: int, per_user_bytes: int):
+    step = max(1, _CHUNK_BYTES // max(per_user_bytes, 1))
+    for s in range(0, n, step):
+        yield slice(s, min(s + step, n))
+
+
+def srht_draws(keys, dim: int, proj_dim: int) -> tuple[np.ndarray, np.ndarray]:
+    """The SRHT's random signs σ (n, D) in {±1} and sorted row indices (n, k) of each key: candidate 0 of
+    the key's uniform stream gives σ_j = sign(½ − U_j), candidate 1 gives the k rows with the smallest
+    uniforms (a uniform k-subset of {0 … D−1}, without replacement)."""
+    D = padded_dim(dim)
+    U = randomness.block(keys, 0, 2, D, "uniform")
+    signs = np.where(U[:, 0, :] < 0.5, 1.0, -1.0)
+    rows = np.sort(np.argpartition(U[:, 1, :], proj_dim - 1, axis=1)[:, :proj_dim], axis=1)
+    return signs, rows
+
+
+def _srht_apply(X, keys, k):
+    n, d = X.shape
+    D = padded_dim(d)
+    out = np.empty((n, k))
+    for sl in _user_batches(n, 32 * D):
+        signs, rows = srht_draws(keys[sl], d, k)
+        Y = np.zeros((sl.stop - sl.start, D))
+        Y[:, :d] = X[sl]
+        Y = fwht(Y * signs)
+        out[sl] = np.take_along_axis(Y, rows, axis=1) * math.sqrt(D / k)
+    return out
+
+
+def _srht_lift(Z, keys, d):
+    n, k = Z.shape
+    D = padded_dim(d)
+    out = np.empty((n, d))
+    for sl in _user_batches(n, 32 * D):
+        signs, rows = srht_draws(keys[sl], d, k)
+        Y = np.zeros((sl.stop - sl.start, D))
+        np.put_along_axis(Y, rows, Z[sl] * math.sqrt(D / k), axis=1)
+        out[sl] = (fwht(Y) * signs)[:, :d]
+    return out
+
+
+def _gaussian_apply(X, keys, k):
+    dots, _ = randomness.project_block(keys, 0, k, X)
+    return dots / math.sqrt(k)
+
+
+def _gaussian_lift(Z, keys, d):
+    n, k = Z.shape
+    out = np.zeros((n, d))
+    rows = max(1, min(k, _CHUNK_BYTES // (4 * d)))
+    for sl in _user_batches(n, 4 * d * rows):
+        for s in range(0, k, rows):
+            G = randomness.block(keys[sl], s, min(rows, k - s), d)
+            out[sl] += np.einsum("nr,nrd->nd", Z[sl, s : s + G.shape[1]], G)
+    return out / math.sqrt(k)
+
+
+def orthonormal_matrix(key, dim: int, proj_dim: int) -> np.ndarray:
+    """W = √(d/k) Qᵀ (k, d) for one key: Q the Haar orthonormal d×k factor of the key's Gaussian rows."""
+    G = randomness.block(np.array([key], dtype=np.uint64), 0, proj_dim, dim)[0].astype(np.float64)
+    Q, R = np.linalg.qr(G.T)
+    Q *= np.where(np.diag(R) < 0, -1.0, 1.0)
+    return math.sqrt(dim / proj_dim) * Q.T
+
+
+def _check_keys(keys, n: int) -> np.ndarray:
+    keys = np.asarray(keys).reshape(-1)
+    if keys.size != n:
+        raise ParameterError(f"{keys.size} projection keys for {n} rows")
+    return keys.astype(np.uint64)
+
+
+def project(X, keys, *, kind: str, proj_dim: int) -> np.ndarray:
+    """Rows ``W_i x_i`` (n, k) for inputs X (n, d) and one key per row."""
+    X = np.ascontiguousarray(np.asarray(X, dtype=np.float64))
+    if X.ndim != 2:
+        raise InputError(f"project expects (n, d) inputs, got shape {X.shape}")
+    n, d = X.shape
+    check_projection(kind, d, proj_dim)
+    keys = _check_keys(keys, n)
+    if kind == "srht":
+        return _srht_apply(X, keys, proj_dim)
+    if kind == "gaussian":
+        return _gaussian_apply(X, keys, proj_dim)
+    return np.stack([orthonormal_matrix(key, d, proj_dim) @ x for key, x in zip(keys, X)]) if n else np.zeros((0, proj_dim))
+
+
+def lift(Z, keys, *, kind: str, dim: int) -> np.ndarray:
+    """Rows ``W_iᵀ z_i`` (n, d) for k-dimensional rows Z (n, k) and one key per row."""
+    Z = np.ascontiguousarray(np.asarray(Z, dtype=np.float64))
+    if Z.ndim != 2:
+        raise InputError(f"lift expects (n, k) inputs, got shape {Z.shape}")
+    n, k = Z.shape
+    check_projection(kind, dim, k)
+    keys = _check_keys(keys, n)
+    if kind == "srht":
+        return _srht_lift(Z, keys, dim)
+    if kind == "gaussian":
+        return _gaussian_lift(Z, keys, dim)
+    return np.stack([orthonormal_matrix(key, dim, k).T @ z for key, z in zip(keys, Z)]) if n else np.zeros((0, dim))
+
+
+def norm_mean(kind: str, dim: int, proj_dim: int) -> float:
+    """``c = E‖Wv‖`` for a unit v (module doc)."""
+    check_projection(kind, dim, proj_dim)
+    k = proj_dim
+    half_k = special.gammaln((k + 1) / 2) - special.gammaln(k / 2)
+    if kind == "gaussian":
+        return float(math.sqrt(2.0 / k) * math.exp(half_k))
+    n = dim if kind == "orthonormal" else padded_dim(dim)
+    if k == n:
+        return 1.0
+    return float(math.sqrt(n / k) * math.exp(half_k + special.gammaln(n / 2) - special.gammaln((n + 1) / 2)))
+
+
+def lift_norm2(kind: str, dim: int, proj_dim: int) -> float:
+    """``ρ = E‖P_d Wᵀ u‖²`` for ``u = Wv/‖Wv‖`` (module doc)."""
+    check_projection(kind, dim, proj_dim)
+    d, k = dim, proj_dim
+    if kind == "gaussian":
+        return 1.0 + (d - 1) / k
+    if kind == "orthonormal":
+        return d / k
+    D = padded_dim(d)
+    return d / k if D == d else 1.0 + (D / k - 1.0) * (d - 1) / (D - 1)
+
+
+def operator_norm_bound(kind: str, dim: int, proj_dim: int, *, tail: float) -> float:
+    """A bound on ‖W‖_op (hence on ‖P_d Wᵀ z‖/‖z‖) exceeded with probability at most ``tail``: √(D/k)
+    for srht and √(d/k) for orthonormal (exact), and (√d + √k + √(2 ln(1/tail)))/√k for gaussian
+    (Davidson & Szarek 2001, Thm. II.13: σ_max of a k×d standard Gaussian ≤ √d + √k + t w.p. ≥ 1 − e^{−t²/2})."""
+    check_projection(kind, dim, proj_dim)
+    d, k = dim, proj_dim
+    if kind == "srht":
+        return math.sqrt(padded_dim(d) / k)
+    if kind == "orthonormal":
+        return math.sqrt(d / k)
+    return (math.sqrt(d) + math.sqrt(k) + math.sqrt(2 * math.log(1 / tail))) / math.sqrt(k)
+
+
+@dataclass(frozen=True)
+class Projection:
+    """One kind of random projection R^d → R^k, drawn per user from a public key (module doc)."""
+
+    kind: str
+    dim: int
+    proj_dim: int
+
+    def __post_init__(self) -> None:
+        check_projection(self.kind, self.dim, self.proj_dim)
+
+    def apply(self, X, keys) -> np.ndarray:
+        return project(X, keys, kind=self.kind, proj_dim=self.proj_dim)
+
+    def lift(self, Z, keys) -> np.ndarray:
+        return lift(Z, keys, kind=self.kind, dim=self.dim)
+
+    @property
+    def norm_mean(self) -> float:
+        return norm_mean(self.kind, self.dim, self.proj_dim)
+
+    @property
+    def lift_norm2(self) -> float:
+        return lift_norm2(self.kind, self.dim, self.proj_dim)
+
+    def operator_norm_bound(self, *, tail: float) -> float:
+        return operator_norm_bound(self.kind, self.dim, self.proj_dim, tail=tail)
