@@ -28,6 +28,8 @@ MECHANISMS = {
     "sqkr": "ldp_rec.mechanisms.sqkr:SQKR.bounded",  # ldp-rec's unbiased SQKR (0.8x the published MSE)
     "sqkr-faithful": "ldp_rec.mechanisms.sqkr:SQKR.chen_kairouz_ozgur",  # the authors' setting (clipping bias)
     "rrsc": "ldp_rec.mechanisms.rrsc:RRSC",
+    "projunit": "ldp_rec.mechanisms.projunit:ProjUnit",  # random projection + PrivUnitG in R^k (Asi et al. 2023)
+    "fastprojunit": "ldp_rec.mechanisms.projunit:FastProjUnit",  # the same with the SRHT, O(d log d)
 }
 
 # codec name -> (wire codec id, description)
@@ -149,6 +151,13 @@ def make_codec(mechanism, codec: str, *, epsilon: float | None = None, dim: int 
         mech = make_mechanism(mechanism, epsilon=epsilon, dim=dim, **mechanism_kwargs)
     else:
         mech = mechanism
+    from ..mechanisms.projunit import ProjUnit
+
+    if isinstance(mech, ProjUnit):  # the projection front end: the codec runs PrivUnitG in R^k
+        from .projection import projected_codec
+
+        return projected_codec(mech, codec, bits=bits, alpha=alpha, tries=tries, repetitions=repetitions,
+                               blocks=blocks, band_tuning=band_tuning, top=top)
     if mech is None:
         if codec != "none":
             raise IncompatibleError("the non-private baseline sends floats: use codec 'none'")
