@@ -7,7 +7,7 @@
 """
 
 from .digits import DIGITS_NUM_CLASSES, DIGITS_SHAPE, load_digits_split
-from .hub import HUB_DATASETS, HubUnavailableError, load_hub_dataset, partition_arrays
+from .hub import HUB_DATASETS, HubArrays, HubUnavailableError, load_hub_arrays, load_hub_dataset, partition_arrays
 from .partition import SCHEMES, Partition, partition
 from .synthetic import SyntheticData, make_synthetic
 
@@ -15,11 +15,13 @@ __all__ = [
     "DIGITS_NUM_CLASSES",
     "DIGITS_SHAPE",
     "HUB_DATASETS",
+    "HubArrays",
     "HubUnavailableError",
     "Partition",
     "SCHEMES",
     "SyntheticData",
     "load_digits_split",
+    "load_hub_arrays",
     "load_hub_dataset",
     "make_synthetic",
     "partition",

@@ -16,6 +16,11 @@ Data sets (name → hub id, image column, label column, shape, classes):
 * ``cifar10`` → ``uoft-cs/cifar10``,  ``img``,   ``label``,     (3, 32, 32), 10
 * ``femnist`` → ``flwrlabs/femnist``, ``image``, ``character``, (1, 28, 28), 62; its natural
   partition is by ``writer_id`` (Caldas et al. 2018, LEAF), used when ``scheme="natural"``.
+
+:func:`load_hub_arrays` is what a federated run uses: the pooled train and test arrays (FEMNIST has
+only a train split on the hub, so a seeded 10% of every writer's examples is held out as its test
+set, as LEAF does) and, for FEMNIST, every training example's writer, so the run can use the
+natural one-user-per-writer split.
 """
 
 from __future__ import annotations
@@ -26,14 +31,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import ParameterError
+from ..errors import LdpRecError, ParameterError
 
 HUB_HOST = "huggingface.co"
 OFFLINE_MESSAGE = "needs internet access to the Hugging Face hub; use dataset=digits or synthetic offline"
 
 
-class HubUnavailableError(RuntimeError):
-    """The Hugging Face hub cannot be reached (offline, or the connection failed)."""
+class HubUnavailableError(LdpRecError, RuntimeError):
+    """The Hugging Face hub cannot be reached (offline, or the connection failed); the command line
+    reports it in one line."""
 
 
 @dataclass(frozen=True)
@@ -119,3 +125,55 @@ def partition_arrays(dataset, spec: HubSpec) -> tuple[np.ndarray, np.ndarray]:
         X = X.reshape(len(ds), *spec.input_shape[1:], 3).transpose(0, 3, 1, 2).reshape(len(ds), -1)
     y = np.asarray(ds[spec.label_key], dtype=np.int64)
     return np.ascontiguousarray(X), y
+
+
+@dataclass(frozen=True)
+class HubArrays:
+    """A hub data set as arrays: ``X`` float32 ``(n, prod(spec.input_shape))`` in [0, 1], ``y`` int64;
+    ``writers`` (FEMNIST only): the natural user id of every training row, else None."""
+
+    X_train: np.ndarray
+    y_train: np.ndarray
+    X_test: np.ndarray
+    y_test: np.ndarray
+    writers: np.ndarray | None
+    spec: HubSpec
+
+
+def load_hub_arrays(name: str, *, seed: int = 0, test_fraction: float = 0.1, timeout: float = 3.0) -> HubArrays:
+    """``mnist``, ``cifar10`` or ``femnist`` as pooled arrays for a federated run (module doc).
+
+    The train split is loaded through flwr-datasets' ``FederatedDataset`` (one IID partition, i.e.
+    the whole split, cached by ``datasets``); the run partitions it itself (IID, Dirichlet, one user
+    per example, or FEMNIST's writers). Raises :class:`HubUnavailableError` when the hub cannot be
+    reached."""
+    if name not in HUB_DATASETS:
+        raise ParameterError(f"unknown hub dataset {name!r}; choose one of {sorted(HUB_DATASETS)}")
+    if not 0 < test_fraction < 1:
+        raise ParameterError(f"test_fraction must be in (0, 1), got {test_fraction!r}")
+    spec = HUB_DATASETS[name]
+    check_hub_reachable(name, timeout=timeout)
+    from flwr_datasets import FederatedDataset
+
+    try:
+        fds = FederatedDataset(dataset=spec.hub_id, partitioners={"train": 1}, seed=int(seed))
+        train = fds.load_split("train")
+        test = fds.load_split("test") if spec.natural_key is None else None
+    except (ConnectionError, OSError) as exc:  # requests' errors derive from OSError
+        raise HubUnavailableError(f"{name} {OFFLINE_MESSAGE} ({type(exc).__name__}: {exc})") from None
+    X, y = partition_arrays(train, spec)
+    if test is not None:
+        Xte, yte = partition_arrays(test, spec)
+        return HubArrays(X, y, Xte, yte, None, spec)
+    # FEMNIST: hold out a seeded test_fraction of every writer's examples (at least one per writer
+    # with two or more), the rest are the writer's training examples
+    _, writers = np.unique(np.asarray(train.with_format("numpy")[spec.natural_key]), return_inverse=True)
+    rng = np.random.default_rng([int(seed), 0xFE])
+    order = np.lexsort((rng.random(writers.size), writers))  # grouped by writer, shuffled within
+    counts = np.bincount(writers)
+    first = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    rank = np.arange(writers.size) - first[writers[order]]
+    n_test = np.where(counts >= 2, np.maximum(1, np.round(test_fraction * counts)), 0).astype(np.int64)
+    is_test = np.zeros(writers.size, dtype=bool)
+    is_test[order] = rank < n_test[writers[order]]
+    return HubArrays(X[~is_test], y[~is_test], X[is_test], y[is_test], writers[~is_test], spec)

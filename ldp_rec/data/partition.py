@@ -71,6 +71,17 @@ class Partition:
         return cls(indices.astype(np.int64), offsets)
 
     @classmethod
+    def from_owners(cls, owner) -> "Partition":
+        """The natural split: row ``i`` belongs to user ``owner[i]`` (ids ``0 … max``, e.g. FEMNIST's
+        writers); within a user the rows keep their order."""
+        owner = np.asarray(owner)
+        if owner.ndim != 1 or owner.dtype.kind not in "iu" or (owner.size and owner.min() < 0):
+            raise InputError("owner must be a 1-D array of non-negative integer user ids")
+        counts = np.bincount(owner) if owner.size else np.zeros(0, np.int64)
+        offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+        return cls(np.argsort(owner, kind="stable").astype(np.int64), offsets)
+
+    @classmethod
     def per_example(cls, n: int) -> "Partition":
         """User k holds example k: ``n`` users of one example each."""
         n = check_positive_int(n, "n")

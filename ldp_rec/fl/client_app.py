@@ -22,7 +22,7 @@ import numpy as np
 from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Message, RecordDict
 from flwr.clientapp import ClientApp
 
-from .config import FLConfig
+from .config import FLConfig, parse_faults
 from .federation import client_round, round_codec
 from .policy import NodePolicy
 
@@ -92,8 +92,8 @@ def handle_train(msg: Message, context: Context, policy: NodePolicy) -> Message:
     if reason is not None:
         log.warning("round %d: refusing the server's request: %s", rnd, reason)
         return refusal_reply(msg, reason)
-    faults = [f for f in cfg.fault.split(",") if f]
-    if "raise" in faults and 0 in ids:
+    faults = parse_faults(cfg.fault)  # the test-only hook, validated by FLConfig
+    if ("raise", 0) in faults and 0 in ids:
         raise RuntimeError("injected client failure (fault='raise')")
     res = client_round(cfg, params, rnd, ids)
     if res.replaced:
@@ -103,9 +103,9 @@ def handle_train(msg: Message, context: Context, policy: NodePolicy) -> Message:
         for u in ids.tolist():
             ledger[u] = ledger.get(u, 0.0) + eps
         _store_ledger(context, ledger)
-    for f in faults:
-        if f.startswith("corrupt:") and int(f[8:]) in ids:
-            k = int(np.flatnonzero(ids == int(f[8:]))[0])
+    for kind, user in faults:
+        if kind == "corrupt" and user in ids:
+            k = int(np.flatnonzero(ids == user)[0])
             bad = bytearray(res.payloads[k])
             bad[len(bad) // 2] ^= 0x5A
             res.payloads[k] = bytes(bad)

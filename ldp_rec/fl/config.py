@@ -22,7 +22,8 @@ PRIVATE_COINS_SEEDED = "seeded (simulation only, not private against the server)
 
 # one-line help of every field: the `ldp-rec fl` options are generated from FLConfig with these
 HELP = {
-    "dataset": "digits | synthetic (Synthetic(alpha, beta), `clients` devices) | mnist | cifar10 | femnist (online)",
+    "dataset": "digits | synthetic (Synthetic(alpha, beta), `clients` devices) | mnist | cifar10 | femnist (online) "
+               "| package.module:loader (your own, see ldp_rec.fl.federation.FLData)",
     "clients": "number of users in the population (0: every training example its own user)",
     "nodes": "number of Flower nodes hosting the sampled users",
     "min_nodes": "a round goes on with at least this many nodes present (0: 1)",
@@ -43,8 +44,8 @@ HELP = {
     "local_lr": "local learning rate",
     "local_epochs": "local epochs",
     "batch_size": "local minibatch size (0: full batch)",
-    "model": "logreg | mlp | cnn",
-    "partition": "per_example | iid | dirichlet",
+    "model": "logreg | mlp | cnn | package.module:factory (your own torch model, see ldp_rec.fl.models.make_model)",
+    "partition": "per_example | iid | dirichlet | natural (the data set's own users: FEMNIST's writers, a loader's users)",
     "dirichlet_alpha": "concentration of the dirichlet partition",
     "synthetic_alpha": "Synthetic(alpha, beta): alpha",
     "synthetic_beta": "Synthetic(alpha, beta): beta",
@@ -56,8 +57,33 @@ HELP = {
     "delta": "delta at which epsilon is reported",
     "max_epsilon": "per-user budget: a user whose next participation would exceed it is retired (0: none)",
     "timeout": "seconds a round waits for replies",
-    "fault": "testing hook: raise | corrupt:K",
+    "fault": "testing hook (not a command-line option): raise | corrupt:K, comma-separated",
 }
+
+DATASETS = ("digits", "synthetic", "mnist", "cifar10", "femnist")
+PARTITIONS = ("per_example", "iid", "dirichlet", "natural")
+
+
+def is_import_spec(name: str) -> bool:
+    """True for a ``package.module:callable`` name (your own model factory or data loader)."""
+    return isinstance(name, str) and name.count(":") == 1 and all(part.strip() for part in name.split(":"))
+
+
+def parse_faults(spec: str) -> tuple[tuple[str, int], ...]:
+    """The fault-injection hook's items (tests only): ``raise`` (the node hosting user 0 fails) and
+    ``corrupt:K`` (a byte of user K's payload is flipped), comma-separated; ParameterError for anything else."""
+    items = []
+    for item in (f.strip() for f in str(spec).split(",")):
+        if not item:
+            continue
+        if item == "raise":
+            items.append(("raise", 0))
+            continue
+        kind, _, user = item.partition(":")
+        if kind != "corrupt" or not user.isdigit():
+            raise ParameterError(f"unknown fault {item!r}: the testing hook takes 'raise' or 'corrupt:K' (K a user id)")
+        items.append(("corrupt", int(user)))
+    return tuple(items)
 
 
 @dataclass(frozen=True)
@@ -106,8 +132,15 @@ class FLConfig:
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise ParameterError(f"mode must be one of {MODES}, got {self.mode!r}")
-        if self.dataset not in ("digits", "synthetic", "mnist", "cifar10", "femnist"):
-            raise ParameterError(f"unknown dataset {self.dataset!r}")
+        if self.dataset not in DATASETS and not is_import_spec(self.dataset):
+            raise ParameterError(f"unknown dataset {self.dataset!r}; choose one of {DATASETS} or give your own "
+                                 "loader as 'package.module:loader'")
+        from .models import MODELS
+
+        if self.model not in MODELS and not is_import_spec(self.model):
+            raise ParameterError(f"unknown model {self.model!r}; choose one of {MODELS} or give your own "
+                                 "factory as 'package.module:factory'")
+        parse_faults(self.fault)
         check_epsilon(self.epsilon)
         check_positive_int(self.nodes, "nodes")
         check_positive_int(self.min_nodes, "min_nodes", minimum=0)
@@ -135,8 +168,11 @@ class FLConfig:
                 raise ParameterError(f"{name} must be > 0")
         if not 0 <= self.server_momentum < 1:
             raise ParameterError("server_momentum must be in [0, 1)")
-        if self.partition not in ("per_example", "iid", "dirichlet"):
-            raise ParameterError(f"unknown partition {self.partition!r}")
+        if self.partition not in PARTITIONS:
+            raise ParameterError(f"unknown partition {self.partition!r}; choose one of {PARTITIONS}")
+        if self.partition == "natural" and self.dataset in ("digits", "mnist", "cifar10"):
+            raise ParameterError(f"{self.dataset} has no natural split into users; use partition per_example, iid "
+                                 "or dirichlet")
         if self.partition == "per_example" and self.clients not in (0,):
             raise ParameterError("partition 'per_example' fixes clients = number of training examples; pass clients=0")
 

@@ -35,6 +35,7 @@ import numpy as np
 
 from ..codec.registry import FIXED_CANDIDATE_CODECS, make_codec, make_mechanism
 from ..codec.registry import default_bits as registry_default_bits
+from ..data.hub import HUB_DATASETS
 from ..data.partition import Partition, partition
 from ..errors import ParameterError
 from . import models, task
@@ -43,13 +44,71 @@ from .config import FLConfig
 
 @dataclass(frozen=True)
 class FLData:
+    """A federated data set: what every loader returns, built-in or your own.
+
+    ``X_train`` ``(n, ...)`` and ``X_test`` ``(m, ...)``: finite float features (stored as float32,
+    flattened to ``(n, prod(input_shape))``); ``y_train`` ``(n,)`` and ``y_test`` ``(m,)``: integer labels
+    in ``0 … num_classes − 1``; ``users``: which training rows each user holds, a
+    :class:`~ldp_rec.data.partition.Partition` or a list of per-user index arrays, or None to let the run
+    split the rows (``partition``: per_example, iid, dirichlet); ``input_shape``: one example's shape
+    (default ``X_train.shape[1:]``); ``num_classes`` (default: the largest label + 1).
+
+    Your own data set: ``dataset="package.module:loader"`` (``--dataset``, or the run config's
+    ``dataset``), where ``loader(*, seed: int, clients: int) -> FLData`` is called with the run's seed
+    and ``clients`` (0 unless given) on the server and on every node, so it must be deterministic in
+    ``seed`` and importable where the nodes run. A loader that returns ``users`` gives the run its
+    natural split (``partition="natural"``, the command line's default for such a loader).
+    """
+
     X_train: np.ndarray
     y_train: np.ndarray
     X_test: np.ndarray
     y_test: np.ndarray
-    users: Partition
-    input_shape: tuple
-    num_classes: int
+    users: Partition | None = None
+    input_shape: tuple | None = None
+    num_classes: int | None = None
+
+
+def check_fldata(data, name: str) -> FLData:
+    """``data`` as a checked :class:`FLData` (float32 flattened features, int64 labels, the defaults
+    filled in); ParameterError with one line naming ``name`` otherwise."""
+    from ..errors import LdpRecError
+
+    if not isinstance(data, FLData):
+        raise ParameterError(f"dataset {name!r}: the loader returned {type(data).__name__}, expected "
+                             "ldp_rec.fl.federation.FLData")
+    try:
+        Xtr, ytr = task.as_examples(data.X_train, data.y_train, "train")
+        Xte, yte = task.as_examples(data.X_test, data.y_test, "test")
+        shape = tuple(int(s) for s in (data.input_shape or np.shape(data.X_train)[1:]))
+        if int(np.prod(shape)) != Xtr.shape[1] or Xte.shape[1] != Xtr.shape[1]:
+            raise ParameterError(f"input_shape {shape} does not match {Xtr.shape[1]} train and "
+                                 f"{Xte.shape[1]} test features per example")
+        k = int(data.num_classes) if data.num_classes is not None else int(max(ytr.max(), yte.max()) + 1)
+        if k < 2 or ytr.max() >= k or yte.max() >= k:
+            raise ParameterError(f"labels must lie in 0 … num_classes − 1 with num_classes >= 2 (num_classes {k})")
+        users = data.users
+        if users is not None and not isinstance(users, Partition):
+            users = Partition.from_list(users)
+        if users is not None and users.indices.size and users.indices.max() >= len(Xtr):
+            raise ParameterError(f"users refer to row {users.indices.max()} but X_train has {len(Xtr)} rows")
+    except LdpRecError as exc:
+        raise ParameterError(f"dataset {name!r}: {exc}") from None
+    return FLData(Xtr, ytr, Xte, yte, users, shape, k)
+
+
+@functools.lru_cache(maxsize=4)
+def load_custom_data(spec: str, *, seed: int, clients: int) -> FLData:
+    """Your own data set ``"package.module:loader"`` (:class:`FLData`: the contract), checked."""
+    from .._validation import load_object
+
+    loader = load_object(spec, "dataset")
+    try:
+        data = loader(seed=int(seed), clients=int(clients))
+    except Exception as exc:  # noqa: BLE001 - the user's loader failing is a user error
+        raise ParameterError(f"dataset {spec!r}: loader(seed={seed}, clients={clients}) raised "
+                             f"{type(exc).__name__}: {' '.join(str(exc).split())}") from None
+    return check_fldata(data, spec)
 
 
 @functools.lru_cache(maxsize=8)
@@ -69,11 +128,26 @@ def _load(dataset, seed, clients, scheme, dirichlet_alpha, syn_alpha, syn_beta, 
         shape, k = (Xtr.shape[1],), int(max(ytr.max(), yte.max()) + 1)
         if scheme != "per_example":  # Synthetic(α, β) comes with its own non-IID device split
             return FLData(Xtr, ytr, Xte, yte, syn.partition, shape, k)
-    else:
-        from ..data.hub import load_hub_dataset
+    elif dataset in HUB_DATASETS:
+        from ..data.hub import load_hub_arrays
 
-        Xtr, ytr, Xte, yte = load_hub_dataset(dataset)
-        shape, k = tuple(Xtr.shape[1:]), int(ytr.max() + 1)
+        hub = load_hub_arrays(dataset, seed=seed)
+        Xtr, ytr, Xte, yte = hub.X_train, hub.y_train, hub.X_test, hub.y_test
+        shape, k = hub.spec.input_shape, hub.spec.num_classes
+        if scheme == "natural":
+            if hub.writers is None:
+                raise ParameterError(f"{dataset} has no natural split into users; use partition iid or dirichlet")
+            return FLData(Xtr, ytr, Xte, yte, Partition.from_owners(hub.writers), shape, k)
+    else:  # your own loader, "package.module:loader"
+        own = load_custom_data(dataset, seed=seed, clients=clients)
+        Xtr, ytr, Xte, yte, shape, k = own.X_train, own.y_train, own.X_test, own.y_test, own.input_shape, own.num_classes
+        if scheme == "natural":
+            if own.users is None:
+                raise ParameterError(f"dataset {dataset!r}: the loader returned no users, so there is no natural "
+                                     "split; use partition per_example, iid or dirichlet")
+            return own
+    if scheme == "natural":
+        raise ParameterError(f"{dataset} has no natural split into users; use partition per_example, iid or dirichlet")
     if scheme == "per_example":
         users = Partition.per_example(len(Xtr))
     else:
@@ -122,6 +196,24 @@ def mechanism_epsilon(cfg: FLConfig, dim: int, transcript_epsilon: float) -> flo
 def model_dim(cfg: FLConfig) -> int:
     """Number of model parameters (the dimension every codec of the run works in)."""
     return int(models.num_params(make_fl_model(cfg, load_data(cfg))))
+
+
+def check_resources(cfg: FLConfig) -> None:
+    """Refuse, before any work, a run whose nodes could not hold their cohort's updates (users × model
+    dimension) or, for the fixed-candidate codecs, the 2^bits candidates of every user they encode at once."""
+    import math
+
+    from .._validation import check_candidate_memory, check_memory
+
+    data = load_data(cfg)
+    dim = model_dim(cfg)
+    n = data.users.num_users
+    cohort = {"all": n, "fixed": min(cfg.cohort_size, n), "poisson": math.ceil(cfg.sample_rate * n)}[cfg.sampling]
+    per_node = max(1, -(-cohort // cfg.nodes))
+    check_memory(4.0 * 4 * per_node * dim, f"{per_node} users per node with a model of {dim} parameters",
+                 "use a smaller model, more --nodes or a smaller cohort")
+    if cfg.mode == "ldp-rec" and cfg.codec in FIXED_CANDIDATE_CODECS:
+        check_candidate_memory(codec=cfg.codec, bits=default_bits(cfg), users=per_node, dim=dim)
 
 
 @functools.lru_cache(maxsize=16)

@@ -14,6 +14,24 @@ Initialisation reproduces PyTorch's default ``Linear``/``Conv2d`` init (Kaiming-
 a = √5 for weights, U(±1/√fan_in) for biases) drawn from a ``torch.Generator`` seeded with
 ``seed``, so building a model never touches torch's global RNG.
 
+Your own model: ``model="package.module:factory"`` (``--model`` on the command line, ``model`` in a
+run config). The contract of ``factory(input_shape, num_classes)``:
+
+* ``input_shape`` is the tuple of one example's shape (``(64,)`` for digits, ``(1, 28, 28)`` for MNIST,
+  ``X_train.shape[1:]`` or the loader's ``input_shape`` for your own data), ``num_classes`` an int ≥ 2;
+* it returns a ``torch.nn.Module`` that maps a float32 batch ``(batch, *input_shape)`` (examples may
+  arrive flattened, ``(batch, prod(input_shape))``: reshape inside, e.g. with :class:`Reshape`) to
+  logits ``(batch, num_classes)``;
+* with trainable parameters and no buffers (no BatchNorm running statistics): local training calls it
+  through ``torch.func.functional_call`` under ``vmap`` over users; dropout would make updates random;
+* it is called with torch's global RNG seeded from the run seed (and restored afterwards), so its
+  default initialisation is the same on the server and on every node;
+* its module must be importable where the nodes run (installed, or on ``PYTHONPATH``; ``ldp-rec fl``
+  adds the folder it was imported from to ``PYTHONPATH`` for the simulation's workers).
+
+:func:`make_model` checks the returned object once (type, parameters, buffers, output shape) and
+raises :class:`~ldp_rec.errors.ParameterError` with one line otherwise.
+
 The flat-parameter order is ``model.parameters()`` order, each tensor flattened row-major;
 :func:`get_flat_params`, :func:`set_flat_params` and :func:`ldp_rec.fl.task.local_updates` agree on it.
 """
@@ -64,12 +82,15 @@ def make_model(
     hidden: int = 64,
     seed: int = 0,
 ) -> nn.Module:
-    """Build ``logreg``, ``mlp`` or ``cnn`` for inputs of ``input_shape`` (``(C, H, W)`` or ``(features,)``)."""
+    """Build ``logreg``, ``mlp``, ``cnn`` or your own ``package.module:factory`` (module doc) for inputs of
+    ``input_shape`` (``(C, H, W)`` or ``(features,)``)."""
     shape = (int(input_shape),) if isinstance(input_shape, (int, np.integer)) else tuple(int(s) for s in input_shape)
     if not shape or any(s < 1 for s in shape):
         raise ParameterError(f"input_shape must be positive, got {input_shape!r}")
     num_classes = check_positive_int(num_classes, "num_classes", minimum=2)
     hidden = check_positive_int(hidden, "hidden")
+    if isinstance(name, str) and ":" in name:
+        return make_custom_model(name, shape, num_classes, seed=seed)
     if name not in MODELS:
         raise ParameterError(f"unknown model {name!r}; choose one of {MODELS}")
     # nn.Linear/nn.Conv2d initialise themselves from the global RNG on construction: build under
@@ -97,6 +118,37 @@ def _build(name: str, shape: tuple[int, ...], num_classes: int, hidden: int) -> 
             h, w, ch = h // 2, w // 2, 16
         layers += [nn.Flatten(), nn.Linear(ch * h * w, num_classes)]
         model = nn.Sequential(*layers)
+    return model
+
+
+def make_custom_model(spec: str, input_shape: tuple[int, ...], num_classes: int, *, seed: int = 0) -> nn.Module:
+    """Your own model from ``spec = "package.module:factory"`` (module doc: the contract), checked."""
+    from .._validation import load_object
+
+    factory = load_object(spec, "model")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(seed))
+        try:
+            model = factory(tuple(input_shape), int(num_classes))
+        except Exception as exc:  # noqa: BLE001 - the user's factory failing is a user error
+            raise ParameterError(f"model {spec!r}: factory{tuple(input_shape), int(num_classes)} raised "
+                                 f"{type(exc).__name__}: {' '.join(str(exc).split())}") from None
+    if not isinstance(model, nn.Module):
+        raise ParameterError(f"model {spec!r}: the factory returned {type(model).__name__}, expected a torch.nn.Module")
+    if num_params(model) == 0:
+        raise ParameterError(f"model {spec!r} has no trainable parameters")
+    if any(True for _ in model.buffers()):
+        raise ParameterError(f"model {spec!r} has buffers (BatchNorm statistics?): local training runs the model "
+                             "through torch.func under vmap, which needs a model without buffers")
+    try:
+        with torch.no_grad():
+            out = model(torch.zeros((2, int(np.prod(input_shape))), dtype=torch.float32))
+    except Exception as exc:  # noqa: BLE001
+        raise ParameterError(f"model {spec!r} fails on a batch of flattened inputs (2, {int(np.prod(input_shape))}): "
+                             f"{type(exc).__name__}: {' '.join(str(exc).split())}") from None
+    if not isinstance(out, torch.Tensor) or tuple(out.shape) != (2, int(num_classes)):
+        got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise ParameterError(f"model {spec!r} returns {got} for a batch of 2, expected logits (2, {num_classes})")
     return model
 
 

@@ -55,6 +55,23 @@ def _as_tensors(X, y) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.as_tensor(np.ascontiguousarray(X, dtype=np.float32)), torch.as_tensor(y.astype(np.int64))
 
 
+def as_examples(X, y, name: str = "data") -> tuple[np.ndarray, np.ndarray]:
+    """``(X, y)`` as float32 ``(n, features)`` (each example flattened) and int64 ``(n,)`` labels ≥ 0;
+    ParameterError (one line) for an empty set, mismatched lengths, non-finite features or bad labels."""
+    X = np.asarray(X)
+    y = np.asarray(y)
+    if X.ndim < 2 or X.shape[0] == 0 or y.shape != (X.shape[0],):
+        raise ParameterError(f"{name}: X must be (n > 0, ...) and y (n,), got {X.shape} and {y.shape}")
+    if X.dtype.kind not in "fiub" or y.dtype.kind not in "iu":
+        raise ParameterError(f"{name}: X must be numbers and y integer labels, got dtypes {X.dtype} and {y.dtype}")
+    X = np.ascontiguousarray(X.reshape(X.shape[0], -1), dtype=np.float32)
+    if not np.isfinite(X).all():
+        raise ParameterError(f"{name}: X holds NaN or Inf")
+    if y.min() < 0:
+        raise ParameterError(f"{name}: labels must be >= 0")
+    return X, y.astype(np.int64)
+
+
 @torch.no_grad()
 def evaluate(model: nn.Module, X, y, *, batch_size: int = 8192) -> tuple[float, float]:
     """Mean cross-entropy loss and accuracy of ``model`` on ``(X, y)``."""
