@@ -14,13 +14,18 @@ from flwr.serverapp import Grid, ServerApp
 
 from .config import FLConfig
 from .server import FederationServer
+from .stopping import RunInterrupted, StoppableGrid
 from .strategy import LdpRecFedAvg, params_record
 
 
-def run_federation(grid: Grid, cfg: FLConfig, on_round=None, sink: dict | None = None) -> list[dict]:
+def run_federation(grid: Grid, cfg: FLConfig, on_round=None, sink: dict | None = None,
+                   server: FederationServer | None = None) -> list[dict]:
     """Run ``cfg.rounds`` rounds on ``grid``; returns the per-round rows (``sink`` gets the server's
-    final per-user privacy record as ``sink["privacy"]``)."""
-    server = FederationServer(cfg)  # refuses an impossible per-user budget before any training
+    final per-user privacy record as ``sink["privacy"]``). A given ``server`` (a resumed one)
+    continues after its last completed round; once ``server.stop`` is set the run ends after the
+    completed rounds (:mod:`.stopping`)."""
+    if server is None:
+        server = FederationServer(cfg)  # refuses an impossible per-user budget before any training
     strategy = LdpRecFedAvg(server, on_round)
 
     def evaluate_fn(server_round, arrays):
@@ -30,19 +35,23 @@ def run_federation(grid: Grid, cfg: FLConfig, on_round=None, sink: dict | None =
         strategy.record_evaluation(server_round, loss, acc)
         return MetricRecord({"accuracy": acc, "loss": loss})
 
-    strategy.start(grid=grid, initial_arrays=params_record(server.params), num_rounds=cfg.rounds,
-                   timeout=cfg.timeout, evaluate_fn=evaluate_fn)
+    try:
+        strategy.start(grid=StoppableGrid(grid, server.stop), initial_arrays=params_record(server.params),
+                       num_rounds=cfg.rounds - server.rounds_done, timeout=cfg.timeout, evaluate_fn=evaluate_fn)
+    except RunInterrupted:
+        pass
     if sink is not None:
         sink["privacy"] = server.final_record()
     return strategy.rows
 
 
-def build_server_app(cfg: FLConfig, sink: list | None = None, on_round=None, extra: dict | None = None) -> ServerApp:
+def build_server_app(cfg: FLConfig, sink: list | None = None, on_round=None, extra: dict | None = None,
+                     server: FederationServer | None = None) -> ServerApp:
     app = ServerApp()
 
     @app.main()
     def main(grid: Grid, context: Context) -> None:
-        rows = run_federation(grid, cfg, on_round, extra)
+        rows = run_federation(grid, cfg, on_round, extra, server)
         if sink is not None:
             sink.extend(rows)
 

@@ -20,6 +20,7 @@ from flwr.app import Array, ArrayRecord, ConfigRecord, Message, MessageType, Met
 from flwr.serverapp.strategy import FedAvg
 
 from .server import FederationServer, Reply
+from .stopping import RunInterrupted
 
 log = logging.getLogger("ldp_rec.fl")
 
@@ -75,10 +76,14 @@ class LdpRecFedAvg(FedAvg):
         self.server = server
         self.on_round = on_round
         self.rows = server.rows
+        self.offset = server.rounds_done  # a resumed server: Flower's round 1 is the run's round offset + 1
 
     def configure_train(self, server_round, arrays, config, grid):
+        if self.server.stop.is_set():
+            raise RunInterrupted
         cfg = self.server.cfg
         wait = cfg.timeout if server_round == 1 else min(NODE_WAIT_S, cfg.timeout)
+        server_round += self.offset
         node_ids = wait_for_nodes(grid, cfg.nodes, cfg.min_nodes or 1, wait)
         if len(node_ids) < cfg.nodes:
             log.warning("round %d: %d of %d nodes missing; the cohort goes to the %d present", server_round,
@@ -94,6 +99,7 @@ class LdpRecFedAvg(FedAvg):
         return msgs
 
     def aggregate_train(self, server_round, replies):
+        server_round += self.offset
         got: dict[int, Reply] = {}
         for msg in replies:
             node = msg.metadata.src_node_id
@@ -106,6 +112,7 @@ class LdpRecFedAvg(FedAvg):
                                                                "clients-failed": row["clients_failed"]})
 
     def record_evaluation(self, server_round: int, loss: float, accuracy: float) -> None:
+        server_round += self.offset
         row = self.server.record(getattr(self.server, "_pending", {"round": server_round}), loss, accuracy)
         if self.on_round is not None:
             self.on_round(row)
