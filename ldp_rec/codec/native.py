@@ -6,10 +6,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import DecodeError
+from ..coding.codes import FixedLength
 from ..privacy.events import PrivacyEvent, PureEvent
 from ..rec import randomness
-from .core import Codec
+from .core import Codec, Fields
 
 
 @dataclass
@@ -36,20 +36,22 @@ class NativeCodec(Codec):
     def _keys(self, run_seed, round, clients):
         return randomness.derive_keys(run_seed, round, clients, 0, domain=f"native:{self.mechanism.name}")
 
-    def _encode_bodies(self, X, *, run_seed, round, clients, rng):
-        from ..coding.bits import pack_fixed
+    def max_body_bits(self) -> int:
+        return int(self.mechanism.message_bits)
 
+    def _encode_fields(self, X, *, run_seed, round, clients, rng):
         bits = int(self.mechanism.message_bits)
         msgs = np.asarray(self.mechanism.encode(X, rng=rng, keys=self._keys(run_seed, round, clients)), dtype=np.uint64)
-        return [pack_fixed(msgs[i : i + 1], bits) for i in range(X.shape[0])], np.full(X.shape[0], bits), 1
+        return Fields.uniform(msgs, bits, X.shape[0])
 
-    def _decode_bodies(self, frames, *, run_seed, round, clients):
-        from ..coding.bits import unpack_fixed
-
+    def _decode_rows(self, buf, starts, nbits, *, run_seed, round, clients):
         bits = int(self.mechanism.message_bits)
-        msgs = np.empty(len(frames), dtype=np.int64)
-        for i, f in enumerate(frames):
-            if f.nbits != bits or f.chunks != 1:
-                raise DecodeError(f"native payload of {f.nbits} bits, expected {bits}")
-            msgs[i] = int(unpack_fixed(f.body, bits, 1)[0])
-        return np.asarray(self.mechanism.decode(msgs, keys=self._keys(run_seed, round, clients)), dtype=np.float64)
+        errors = [None if nb == bits else f"native payload of {nb} bits, expected {bits}" for nb in nbits.tolist()]
+        est = np.zeros((starts.size, self.dim))
+        live = np.flatnonzero(nbits == bits)
+        if live.size:
+            vals, _ = FixedLength(bits).decode_rows(buf, starts[live], nbits[live], 1)
+            msgs = vals[:, 0] - 1
+            est[live] = np.asarray(self.mechanism.decode(msgs, keys=self._keys(run_seed, round, clients[live])),
+                                   dtype=np.float64)
+        return est, errors

@@ -75,6 +75,9 @@ def _check_values(values) -> np.ndarray:
 class IntegerCode(abc.ABC):
     """A prefix code on positive integers."""
 
+    #: the longest code word in bits (None: unbounded, a variable-length code)
+    max_word_bits: int | None = None
+
     @abc.abstractmethod
     def encode(self, value: int, writer: BitWriter) -> None: ...
 
@@ -107,6 +110,38 @@ class IntegerCode(abc.ABC):
         fv, fw = self.fields(_check_values(values))
         return pack_fields(fv, fw)
 
+    def decode_rows(self, buf, starts, nbits, count: int) -> tuple[np.ndarray, np.ndarray]:
+        """Decode ``count`` words from each row ``r`` of a packed stream ``buf`` (uint8), row r being the
+        bits ``[starts[r], starts[r] + nbits[r])``: ``(values (m, count) int64, status (m,) int8)``,
+        status 0 ok, 1 truncated, 2 a word ≥ 2^63 (decode that row with the scalar path), 3 over-long.
+        One numba call for all rows; a bad row never affects another."""
+        kernel, param = self._rows_kernel()
+        b = np.frombuffer(buf, dtype=np.uint8) if not isinstance(buf, np.ndarray) else buf
+        st = np.ascontiguousarray(starts, dtype=np.int64)
+        nb_ = np.ascontiguousarray(nbits, dtype=np.int64)
+        if st.size and (st.min() < 0 or int((st + nb_).max()) > 8 * b.size):
+            raise DecodeError("row bit range runs past the stream")
+        return kernel(b, st, nb_, int(count), param)
+
+    def fields_wide(self, values) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`fields` for values of any size (Python ints; the scalar path's bits, split into
+        ≤ 64-bit fields): ``(uint64 values, widths)``."""
+        vals = [int(v) for v in np.asarray(values, dtype=object).reshape(-1)]
+        if all(v < _MAX_BATCH for v in vals):
+            fv, fw = self.fields(_check_values(np.array(vals, dtype=np.int64)))
+            return np.asarray(fv).astype(np.uint64), np.asarray(fw, dtype=np.int64)
+        fv, fw = [], []
+        for v in vals:
+            w = BitWriter()
+            self.encode(v, w)
+            n, x = w.nbits, int.from_bytes(w.getvalue(), "big") >> ((-w.nbits) % 8)
+            while n > 0:
+                take = min(n, 64)
+                fv.append((x >> (n - take)) & ((1 << take) - 1))
+                fw.append(take)
+                n -= take
+        return np.array(fv, dtype=np.uint64), np.array(fw, dtype=np.int64)
+
     def decode_many(self, data: bytes, count: int, nbits: int | None = None) -> np.ndarray:
         """Decode ``count`` values (int64). The stream must end exactly after them (at ``nbits``
         when given) with zero padding; otherwise :class:`DecodeError`."""
@@ -135,6 +170,10 @@ class FixedLength(IntegerCode):
         if self.bits > 62:
             raise ParameterError("bits must be <= 62")
 
+    @property
+    def max_word_bits(self) -> int:
+        return int(self.bits)
+
     def _range(self, v) -> None:
         if np.any(np.asarray(v) > (1 << self.bits)):
             raise ParameterError(f"value exceeds 2**{self.bits} (out of range for FixedLength)")
@@ -162,6 +201,9 @@ class FixedLength(IntegerCode):
 
     def _decode_kernel(self, buf, limit, count):
         return _decode_fixed(buf, limit, count, self.bits)
+
+    def _rows_kernel(self):
+        return _rows_fixed, self.bits
 
     def length_intervals(self, upto):
         return [1, (1 << self.bits) + 1], np.array([self.bits, 0])
@@ -235,6 +277,9 @@ class ZetaCode(IntegerCode):
     def _decode_kernel(self, buf, limit, count):
         return _decode_zeta(buf, limit, count, self.k)
 
+    def _rows_kernel(self):
+        return _rows_zeta, self.k
+
     def length_intervals(self, upto):
         starts, lens, h = [], [], 0
         while (1 << (h * self.k)) < upto:
@@ -288,7 +333,10 @@ class EliasDelta(IntegerCode):
         return fv, fw
 
     def _decode_kernel(self, buf, limit, count):
-        return _decode_delta(buf, limit, count)
+        return _decode_delta(buf, limit, count, 0)
+
+    def _rows_kernel(self):
+        return _rows_delta, 0
 
     def length_intervals(self, upto):
         starts, lens, n = [], [], 0
@@ -300,73 +348,103 @@ class EliasDelta(IntegerCode):
 
 
 @nb.njit(cache=True)
-def _decode_fixed(buf, limit, count, bits):
-    out = np.empty(count, dtype=np.int64)
-    if count * bits > limit:
-        return out, 0, 1
+def _fixed_at(buf, pos, limit, count, out, bits):
+    """Decode ``count`` fixed-length words from bit ``pos``: ``(end position, status)``."""
+    if pos + count * bits > limit:
+        return pos, 1
     for i in range(count):
-        out[i] = np.int64(read_bits_at(buf, i * bits, bits)) + 1
-    return out, count * bits, 0
+        out[i] = np.int64(read_bits_at(buf, pos + i * bits, bits)) + 1
+    return pos + count * bits, 0
 
 
 @nb.njit(cache=True)
-def _decode_zeta(buf, limit, count, k):
-    out = np.empty(count, dtype=np.int64)
-    pos = 0
+def _zeta_at(buf, pos, limit, count, out, k):
     for i in range(count):
         h = count_zeros_at(buf, pos, limit)
         if h < 0:
-            return out, pos, 1
+            return pos, 1
         if h * k > 62:
-            return out, pos, 2
+            return pos, 2
         pos += h + 1
         lo = np.int64(1) << (h * k)
         if k == 1:
             if pos + h > limit:
-                return out, pos, 1
+                return pos, 1
             out[i] = lo | np.int64(read_bits_at(buf, pos, h))
             pos += h
             continue
         s = (h + 1) * k
         if pos + s - 1 > limit:
-            return out, pos, 1
+            return pos, 1
         z, ok = read_wide_at(buf, pos, s - 1)
         if not ok:
-            return out, pos, 2
+            return pos, 2
         pos += s - 1
         if z < lo:  # short branch: v = 2^{hk} + z
             out[i] = lo + z
             continue
         if pos + 1 > limit:
-            return out, pos, 1
+            return pos, 1
         if z >= np.int64(1) << 62:
-            return out, pos, 2
+            return pos, 2
         out[i] = (z << 1) | np.int64(read_bits_at(buf, pos, 1))  # long branch stores v itself
         pos += 1
-    return out, pos, 0
+    return pos, 0
 
 
 @nb.njit(cache=True)
-def _decode_delta(buf, limit, count):
-    out = np.empty(count, dtype=np.int64)
-    pos = 0
+def _delta_at(buf, pos, limit, count, out, _unused):
     for i in range(count):
         m = count_zeros_at(buf, pos, limit)
         if m < 0:
-            return out, pos, 1
+            return pos, 1
         if m > 6:
-            return out, pos, 2
+            return pos, 2
         if pos + 2 * m + 1 > limit:
-            return out, pos, 1
+            return pos, 1
         n = np.int64(read_bits_at(buf, pos + m, m + 1)) - 1
         pos += 2 * m + 1
         if n > 62:
-            return out, pos, 2
+            return pos, 2
         if pos + n > limit:
-            return out, pos, 1
+            return pos, 1
         out[i] = (np.int64(1) << n) | np.int64(read_bits_at(buf, pos, n))
         pos += n
-    return out, pos, 0
+    return pos, 0
+
+
+def _one(kernel):
+    @nb.njit(cache=True)
+    def decode(buf, limit, count, param):
+        out = np.empty(count, dtype=np.int64)
+        pos, status = kernel(buf, 0, limit, count, out, param)
+        return out, pos, status
+
+    return decode
+
+
+def _rows(kernel):
+    @nb.njit(cache=True)
+    def decode_rows(buf, starts, nbits, count, param):
+        """Row r: ``count`` words in bits ``[starts[r], starts[r] + nbits[r])``; status 0 ok, 1 truncated,
+        2 a word ≥ 2^63, 3 the words end before ``nbits[r]`` (over-long row)."""
+        m = starts.size
+        out = np.zeros((m, count), dtype=np.int64)
+        status = np.zeros(m, dtype=np.int8)
+        for r in range(m):
+            end = starts[r] + nbits[r]
+            pos, st = kernel(buf, starts[r], end, count, out[r], param)
+            if st == 0 and pos != end:
+                st = 3
+            status[r] = st
+        return out, status
+
+    return decode_rows
+
+
+_decode_fixed, _rows_fixed = _one(_fixed_at), _rows(_fixed_at)
+_decode_zeta, _rows_zeta = _one(_zeta_at), _rows(_zeta_at)
+_decode_delta, _rows_delta = _one(_delta_at), _rows(_delta_at)
 
 
 def encode_indices(code: IntegerCode, indices) -> tuple[bytes, int]:

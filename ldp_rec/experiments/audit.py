@@ -53,18 +53,12 @@ from ..privacy import audit as A
 from ..privacy.events import event_epsilon
 from ..rec import randomness
 from ..rec.base import MechanismTarget
-from ..rec.mrc import MRC, ModifiedMRC
-from ..rec.orc import ORC
-from ..rec.ppr import PPR
-from ..rec.rejection import RejectionSampler
-from ..rec.subset import SubsetSelection, subset_selection_probs
 from . import audit_plan as P
 from . import results
 
 DEFAULT_TRIALS = 200_000
 CANDIDATE_SETS = ("auto", "seeded", "constructed")
 _CHUNK_ROWS = 1 << 15  # encoder rows per call (bounds memory; trials are vectorised within a chunk)
-_PPR_PROXY = 16
 _POOL_RANDOM = 1024
 
 
@@ -88,33 +82,22 @@ def run_encoder(sim, mech: RatioMechanism, u: np.ndarray, key, trials: int, *, r
     """Indices sent by ``sim`` in ``trials`` independent runs on input ``u`` with stream ``key``, or on
     the explicit candidate set ``candidates`` (N, dim_P) when given (:class:`~.audit_plan.ConstructedTarget`)."""
     rng = np.random.default_rng(rng)
-    rows = _CHUNK_ROWS // 4 if isinstance(sim, (PPR, ModifiedMRC, ORC)) else _CHUNK_ROWS
+    rows = _CHUNK_ROWS // 4 if sim.heavy_rows else _CHUNK_ROWS
     out = np.empty(trials, dtype=np.int64)
     for s in range(0, trials, rows):  # chunks of rows, each a vectorised batch
         n = min(rows, trials - s)
         t = SharedKeyTarget(mech, u, key, n) if candidates is None else P.ConstructedTarget(mech, u, candidates, n)
-        out[s : s + n] = [m.index for m in sim.encode(t, rng=rng)]
+        out[s : s + n] = sim.encode(t, rng=rng).indices
     return out
 
 
 def _pmf_function(sim, mech):
-    """(number of candidates M, target -> log pmf (P, M') of its rows, exact?)."""
-    hi = mech.log_ratio_bounds()[1]
-    if isinstance(sim, SubsetSelection):
-        m = sim.top_count(mech.projection_law)
-        return sim.n_candidates, lambda t: np.log(subset_selection_probs(t.score_block(0, sim.n_candidates), m,
-                                                                          sim.epsilon)), True
-    if isinstance(sim, ModifiedMRC):
-        M, f, exact = sim.n_candidates, lambda lr: A.modified_mrc_log_pmf(lr, epsilon=sim.epsilon, log_c_max=hi), True
-    elif isinstance(sim, MRC):
-        M, f, exact = sim.n_candidates, A.mrc_log_pmf, True
-    elif isinstance(sim, RejectionSampler):
-        M, f, exact = sim.tries, lambda lr: A.rejection_log_pmf(lr, log_c_max=hi), True
-    elif isinstance(sim, PPR):
-        M, f, exact = _PPR_PROXY, A.mrc_log_pmf, False
-    else:
-        raise NotImplementedError(f"no audit planner for {type(sim).__name__}")
-    return M, lambda t: f(t.log_ratio_block(0, M)), exact
+    """(number of candidates M, target -> log pmf (P, M') of its rows, exact?): the simulator's declared
+    selection law (:meth:`~ldp_rec.rec.base.Simulator.selection_law`)."""
+    law = sim.selection_law(mech)
+    if law.log_pmf is None:
+        raise NotImplementedError(f"{sim.name} declares only the support of its selection law")
+    return law.candidates, law.log_pmf, law.exact
 
 
 def _unit(a: np.ndarray) -> np.ndarray:
@@ -174,7 +157,7 @@ def exact_pair_epsilon(sim, mech, key, u1, u0) -> float | None:
 def _plan(sim, mech, *, keys, trials, confidence, rng, candidates: str) -> tuple[P.Plan, float | None]:
     """The plan with the largest predicted bound among the allowed families, and the worst case the
     audit targets (largest exact loss over the constructed family; None when not computed)."""
-    if isinstance(sim, ORC):
+    if sim.selection_law(mech).kind == "support":
         return P.plan_orc(sim, mech, keys=keys if candidates != "constructed" else [], trials=trials,
                           confidence=confidence, rng=rng, pool=lambda m, k, n, rng: input_pool(m, k, n, rng=rng))
     plans, worst = [], None
@@ -191,10 +174,11 @@ def _plan(sim, mech, *, keys, trials, confidence, rng, candidates: str) -> tuple
 
 
 def _audit_rec(codec, *, trials, confidence, n_keys, seed, rng, candidates: str = "auto") -> dict:
-    sim, mech = codec._sims[0], codec._mechs[0]
+    sim, mech = codec.simulators[0], codec.chunk_mechanisms[0]
     keys = [randomness.derive_key(seed, 0, c, 0, domain="audit") for c in range(n_keys)]
     worst, pilot_bound = None, None
-    if isinstance(sim, PPR):  # plan by proxy, then pilot runs on fresh randomness; held-out event
+    kind = sim.selection_law(mech).kind
+    if kind == "proxy":  # plan by proxy, then pilot runs on fresh randomness; held-out event
         pilot = max(2000, trials // 8)
         shortlist = plan_pairs(sim, mech, keys=keys, trials=trials, confidence=confidence, rng=rng, top=4)
         for f in shortlist:
@@ -216,7 +200,7 @@ def _audit_rec(codec, *, trials, confidence, n_keys, seed, rng, candidates: str 
         s1, s0 = np.isin(m1, plan.event).astype(float), np.isin(m0, plan.event).astype(float)
         lb, k1, n1, k0, n0 = A.evaluate_event(s1, s0, 0.5, +1, confidence=confidence)
         out, event_kind = A.AuditOutcome(lb, confidence, 0.5, +1, k1, n1, k0, n0, plan.predicted), "planned"
-    exact = plan.exact if plan.kind == "constructed" or isinstance(sim, ORC) else exact_pair_epsilon(
+    exact = plan.exact if plan.kind == "constructed" or kind == "support" else exact_pair_epsilon(
         sim, mech, plan.key, plan.u1, plan.u0)
     return {
         "outcome": out,
@@ -291,7 +275,7 @@ def run_audit(*, mechanism: str, codec: str, epsilon: float, dim: int = 4, bits:
         res = _audit_rec(cdc, trials=trials, confidence=confidence, n_keys=keys, seed=seed, rng=rng,
                          candidates=candidates)
     out: A.AuditOutcome = res.pop("outcome")
-    sim = getattr(cdc, "_sims", [None])[0]
+    sim = cdc.simulators[0] if codec != "none" else None
     claimed = event_epsilon(cdc.transcript_event())
     worst, source = res.pop("epsilon_worst_case", None), "constructed family (sup over candidate sets of size N)"
     if worst is None:  # no extremal family for this codec: the audit targets its pair's exact loss

@@ -34,7 +34,7 @@ from ..errors import DecodeError, IncompatibleError, ParameterError
 from ..mechanisms.base import Reference
 from ..privacy.events import TranscriptPrivacy
 from . import randomness
-from .base import MechanismTarget, Message, Simulator, Target, decode_candidates
+from .base import Encoded, MechanismTarget, Simulator, Target, encoded
 
 _TIME_DOMAIN = b"ldp-rec/gprs-times/v1"
 _GL_X, _GL_W = np.polynomial.legendre.leggauss(4)
@@ -319,7 +319,7 @@ class GPRS(Simulator):
         if int(self.block) < 1 or int(self.max_block_elems) < 1:
             raise ParameterError("block and max_block_elems must be >= 1")
 
-    def encode(self, target: Target, *, rng=None, sigma=None) -> list[Message]:
+    def encode(self, target: Target, *, rng=None, sigma=None) -> Encoded:
         self.check_target(target)
         sigma = sigma_for(target) if sigma is None else sigma
         n = target.n
@@ -346,15 +346,12 @@ class GPRS(Simulator):
                 active = active[~hit]
                 sub = subset_target(target, active) if active.size else None
             count = max(1, min(count * 2, self.max_block_elems // max(active.size, 1)))
-        return [Message(index=int(i), steps=int(i) + 1) for i in index]
+        return encoded(index, index + 1)
 
-    def decode(self, messages: list[Message], reference: Reference, keys) -> np.ndarray:
-        idx = []
-        for m in messages:
-            if m.path is not None or isinstance(m.index, bool) or not isinstance(m.index, (int, np.integer)):
-                raise DecodeError("a GPRS message carries an integer index and no path")
-            idx.append(int(m.index))
-        return decode_candidates(reference, keys, idx)
+    def check_mechanism(self, mechanism) -> None:
+        hi = mechanism.log_ratio_bounds()[1]
+        if not np.isfinite(hi):
+            raise IncompatibleError(f"{self.name} needs a ratio bounded above (‖r‖_∞ < ∞), got log sup r = {hi}")
 
     def expected_codelength(self, kl_bits: float) -> float:
         """The paper's bound without its constant: ``D_KL + log2(D_KL + 1)`` bits (+ O(1))."""

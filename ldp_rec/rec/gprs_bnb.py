@@ -33,7 +33,7 @@ from ..errors import DecodeError, IncompatibleError, ParameterError
 from ..mechanisms.base import Reference
 from ..privacy.events import TranscriptPrivacy
 from . import randomness
-from .base import Message, Simulator, Target
+from .base import EncodedPaths, PathSimulator, Target
 from .gprs import NOT_ESTABLISHED, sigma_for, time_keys
 from .unimodal import interval_ops, sample_interval
 
@@ -64,8 +64,15 @@ def centered_path_bits(depth, center: int) -> np.ndarray:
     return EliasGamma().lengths(zigzag(L - int(center)) + 1) + L
 
 
+def _as_paths(paths) -> list:
+    """Paths from :class:`EncodedPaths`, a list of tuples, or path messages."""
+    if isinstance(paths, EncodedPaths):
+        return list(paths.paths)
+    return [getattr(p, "path", p) if not isinstance(p, tuple) else p for p in paths]
+
+
 @dataclass(frozen=True)
-class BranchAndBoundGPRS(Simulator):
+class BranchAndBoundGPRS(PathSimulator):
     """Split-on-sample GPRS, vectorised over clients (one numpy pass per search step).
 
     Targets need ``mode()``, ``log_ratio(z)`` for ``z`` of shape ``(n, 1)``, a 1-D reference with
@@ -84,11 +91,11 @@ class BranchAndBoundGPRS(Simulator):
         if isinstance(self.max_depth, bool) or int(self.max_depth) < 1:
             raise ParameterError("max_depth must be >= 1")
 
-    def encode(self, target: Target, *, rng=None, sigma=None) -> list[Message]:
+    def encode(self, target: Target, *, rng=None, sigma=None) -> EncodedPaths:
         return self.encode_with_samples(target, sigma=sigma)[0]
 
-    def encode_with_samples(self, target: Target, *, sigma=None) -> tuple[list[Message], np.ndarray]:
-        """Messages and the encoder's own samples ``(n, 1)`` (what the decoder must reproduce)."""
+    def encode_with_samples(self, target: Target, *, sigma=None) -> tuple[EncodedPaths, np.ndarray]:
+        """Paths and the encoder's own samples ``(n, 1)`` (what the decoder must reproduce)."""
         if not (hasattr(target, "mode") and hasattr(target, "log_ratio")):
             raise IncompatibleError(f"{type(target).__name__} is not a 1-D unimodal pair (needs mode, log_ratio)")
         if not np.isfinite(target.bounds[1]):
@@ -123,27 +130,29 @@ class BranchAndBoundGPRS(Simulator):
             a[rej] = np.where(go_right, x_all[rej], a[rej])
             b[rej] = np.where(go_right, b[rej], x_all[rej])
             active = rej
-        msgs = [Message(index=-1, path=tuple(bits[c, : depth[c]].tolist()), steps=int(depth[c]) + 1) for c in range(n)]
-        return msgs, x_all[:, None]
+        paths = [tuple(bits[c, : depth[c]].tolist()) for c in range(n)]
+        return EncodedPaths(paths, depth + 1), x_all[:, None]
 
-    def decode(self, messages: list[Message], reference: Reference, keys) -> np.ndarray:
+    def decode(self, paths, reference: Reference, keys) -> np.ndarray:
+        """Replay each path (a tuple of 0/1; :class:`EncodedPaths` or path messages are accepted)."""
         ops = interval_ops(reference)
         keys = np.asarray(keys, dtype=np.uint64).reshape(-1)
-        if len(messages) != keys.size:
-            raise DecodeError(f"{len(messages)} messages for {keys.size} keys")
+        paths = _as_paths(paths)
+        if len(paths) != keys.size:
+            raise DecodeError(f"{len(paths)} paths for {keys.size} keys")
         depth = np.empty(keys.size, dtype=np.int64)
-        for c, m in enumerate(messages):
-            if m.path is None or not isinstance(m.path, tuple):
+        for c, p in enumerate(paths):
+            if p is None or not isinstance(p, tuple):
                 raise DecodeError("a branch-and-bound GPRS message carries a path (tuple of 0/1)")
-            if len(m.path) > self.max_depth:
-                raise DecodeError(f"path of length {len(m.path)} exceeds max_depth={self.max_depth}")
-            depth[c] = len(m.path)
+            if len(p) > self.max_depth:
+                raise DecodeError(f"path of length {len(p)} exceeds max_depth={self.max_depth}")
+            depth[c] = len(p)
         L = int(depth.max(initial=0))
         bits = np.zeros((keys.size, L), dtype=np.int8)
-        for c, m in enumerate(messages):
-            if any(isinstance(v, bool) or v not in (0, 1) for v in m.path):
+        for c, p in enumerate(paths):
+            if any(isinstance(v, bool) or v not in (0, 1) for v in p):
                 raise DecodeError("path entries must be 0 or 1")
-            bits[c, : len(m.path)] = m.path
+            bits[c, : len(p)] = p
         a, b = np.full(keys.size, -np.inf), np.full(keys.size, np.inf)
         out = np.empty(keys.size)
         active = np.arange(keys.size)

@@ -34,7 +34,7 @@ import numpy as np
 
 from ..errors import DecodeError, IncompatibleError, ParameterError
 from ..mechanisms.base import Reference
-from .base import Message
+from .base import EncodedPaths
 from .gprs_bnb import _uniforms
 from .unimodal import interval_ops, sample_interval
 
@@ -173,12 +173,12 @@ class PathCode:
         keys = np.asarray(keys, dtype=np.uint64).reshape(-1)
         if len(messages) != keys.size:
             raise ParameterError(f"{len(messages)} messages for {keys.size} keys")
-        depth = np.array([len(m.path) for m in messages], dtype=np.int64)
+        depth = np.array([len(getattr(m, "path", m)) for m in messages], dtype=np.int64)
         if depth.max(initial=0) > self.max_depth:
             raise ParameterError(f"a path is longer than max_depth={self.max_depth}")
         bits = np.zeros((keys.size, int(depth.max(initial=0)) + 1), dtype=bool)
         for c, m in enumerate(messages):
-            bits[c, : depth[c]] = m.path
+            bits[c, : depth[c]] = getattr(m, "path", m)
         enc = _Encoder(keys.size)
 
         def decide(step, active, u, mass):
@@ -200,7 +200,7 @@ class PathCode:
         """``−log2`` of each path's quantised model probability (the code's target; length ≤ ⌈·⌉ + 1)."""
         return self._encoder(messages, reference, keys).cost
 
-    def decode(self, codewords, reference: Reference, keys) -> list[Message]:
+    def decode(self, codewords, reference: Reference, keys) -> EncodedPaths:
         keys = np.asarray(keys, dtype=np.uint64).reshape(-1)
         if len(codewords) != keys.size:
             raise DecodeError(f"{len(codewords)} codewords for {keys.size} keys")
@@ -227,8 +227,7 @@ class PathCode:
         bits = np.zeros((keys.size, len(cols)), dtype=np.int8)
         for step, (who, right) in enumerate(cols):
             bits[who, step] = right
-        msgs = [Message(index=-1, path=tuple(bits[c, : depth[c]].tolist()), steps=int(depth[c]) + 1)
-                for c in range(keys.size)]
+        msgs = EncodedPaths([tuple(bits[c, : depth[c]].tolist()) for c in range(keys.size)], depth + 1)
         if self.encode(msgs, reference, keys) != list(codewords):
             raise DecodeError("a codeword is not the canonical code of the path it decodes to")
         return msgs

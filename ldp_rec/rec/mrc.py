@@ -46,7 +46,7 @@ from scipy import special, stats
 from .._validation import check_epsilon, check_positive_int
 from ..errors import DecodeError, IncompatibleError, InputError, ParameterError
 from ..privacy.events import TranscriptPrivacy
-from .base import Message, Simulator, Target, decode_candidates
+from .base import Encoded, SelectionLaw, Simulator, Target, as_indices, decode_candidates, encoded
 
 _BLOCK_ELEMENTS = 1 << 20  # (clients × candidates) log-ratios per block
 
@@ -70,17 +70,15 @@ def block_size(n: int, total: int) -> int:
     return int(max(1, min(total, _BLOCK_ELEMENTS // max(n, 1))))
 
 
-def check_indices(messages, limit: int | None) -> np.ndarray:
-    """Indices of ``messages`` as int64; DecodeError if negative or ≥ ``limit``."""
-    try:
-        idx = np.array([int(m.index) for m in messages], dtype=np.int64)
-    except (AttributeError, TypeError, ValueError):
-        raise DecodeError("messages must carry integer indices") from None
-    if np.any(idx < 0):
-        raise DecodeError("negative candidate index")
-    if limit is not None and np.any(idx >= limit):
-        raise DecodeError(f"candidate index past the {limit} candidates of the code")
-    return idx
+def check_indices(indices, limit: int | None) -> np.ndarray:
+    """Indices (an array, :class:`~.base.Encoded` or messages) as int64; DecodeError if negative or ≥ ``limit``."""
+    return as_indices(indices, limit)
+
+
+def _cap_ratios(mech) -> tuple[float, float, float]:
+    """(q, c1, c2) of a cap mechanism: cap mass, ratio on the cap, ratio off it."""
+    q, p = float(mech.cap_mass), float(mech.p)
+    return q, p / q, (1.0 - p) / (1.0 - q)
 
 
 # --------------------------------------------------------------------------- selection probabilities
@@ -238,8 +236,9 @@ class FixedCandidates(Simulator):
     def n_candidates(self) -> int:
         return 1 << self.bits
 
-    def decode(self, messages, reference, keys) -> np.ndarray:
-        return decode_candidates(reference, keys, check_indices(messages, self.n_candidates))
+    @property
+    def index_limit(self) -> int:
+        return self.n_candidates
 
     def expected_codelength(self, kl_bits: float = 0.0) -> float:
         """Fixed-length index: ``bits`` (ORC's entropy-coded size is reported separately)."""
@@ -257,7 +256,7 @@ class MRC(FixedCandidates):
         "multiplier", 2.0, "Shah et al. 2022, Sec. 3: r moves by e^ε in numerator and normaliser"
     )
 
-    def encode(self, target: Target, *, rng=None) -> list[Message]:
+    def encode(self, target: Target, *, rng=None) -> Encoded:
         """Gumbel-max over blocks: ``K = argmax_k log r(Z_k) + G_k``, G i.i.d. Gumbel from ``rng``."""
         self.check_target(target)
         rng = np.random.default_rng(rng)
@@ -275,7 +274,16 @@ class MRC(FixedCandidates):
             arg = np.where(upd, start + j, arg)
         if np.any(~np.isfinite(best)):
             raise InputError("every candidate has a zero density ratio")
-        return [Message(index=int(k), steps=N) for k in arg]
+        return encoded(arg, np.full(n, N))
+
+    def effective_cap_probability(self, mechanism) -> float:
+        """``p̂ = E_j[j c1/(j c1 + (N−j) c2)]``, j ~ Bin(N, q) (Shah et al. 2022, Sec. 5)."""
+        return effective_cap_probability(self.n_candidates, *_cap_ratios(mechanism))
+
+    def selection_law(self, mechanism) -> SelectionLaw:
+        """π_k = r_k / Σ_j r_j over the N candidates (exact)."""
+        N = self.n_candidates
+        return SelectionLaw("exact", N, lambda t: mrc_log_probs(t.log_ratio_block(0, N)))
 
 
 @dataclass(frozen=True)
@@ -289,6 +297,7 @@ class ModifiedMRC(FixedCandidates):
     epsilon: float
     name: ClassVar[str] = "modified_mrc"
     exact: ClassVar[bool] = False
+    heavy_rows: ClassVar[bool] = True
     transcript: ClassVar[TranscriptPrivacy] = TranscriptPrivacy(
         "multiplier", 1.0, "Shah et al. 2022, Sec. 4: input-independent band of width e^ε"
     )
@@ -316,11 +325,34 @@ class ModifiedMRC(FixedCandidates):
         log_r = np.concatenate([target.log_ratio_block(s, min(bs, N - s)) for s in range(0, N, bs)], axis=1)
         return modified_mrc_probs(log_r, epsilon=self.epsilon, log_c_max=target.bounds[1])
 
-    def encode(self, target: Target, *, rng=None) -> list[Message]:
+    def encode(self, target: Target, *, rng=None) -> Encoded:
         rng = np.random.default_rng(rng)
         pi = self.selection_probs(target)
         cdf = np.cumsum(pi, axis=1)
         u = rng.random((pi.shape[0], 1)) * cdf[:, -1:]
         idx = np.minimum(np.sum(cdf <= u, axis=1), pi.shape[1] - 1)
-        return [Message(index=int(k), steps=pi.shape[1]) for k in idx]
+        return encoded(idx, np.full(idx.size, pi.shape[1]))
+
+    def check_mechanism(self, mechanism) -> None:
+        """Needs ``log c_max ≤ ε`` (the band's feasibility), hence a finite c_max."""
+        hi = float(mechanism.log_ratio_bounds()[1])
+        if not np.isfinite(hi):
+            raise IncompatibleError(f"{self.name} needs a finite upper bound c_max on the density ratio")
+        if hi > float(self.epsilon) + 1e-12:
+            raise IncompatibleError(f"band infeasible: log c_max = {hi:.4g} > ε = {float(self.epsilon):.4g}")
+
+    def effective_cap_probability(self, mechanism) -> float:
+        """p̃ of the band-clipped two-level π (:func:`modified_cap_probability`)."""
+        return modified_cap_probability(self.n_candidates, *_cap_ratios(mechanism), epsilon=self.epsilon,
+                                        log_c_max=mechanism.log_ratio_bounds()[1])
+
+    def selection_law(self, mechanism) -> SelectionLaw:
+        """π̃ = the band-clipped π (exact)."""
+        N, hi = self.n_candidates, float(mechanism.log_ratio_bounds()[1])
+
+        def log_pmf(t):
+            with np.errstate(divide="ignore"):
+                return np.log(modified_mrc_probs(t.log_ratio_block(0, N), epsilon=self.epsilon, log_c_max=hi))
+
+        return SelectionLaw("exact", N, log_pmf)
 

@@ -27,8 +27,8 @@ import numpy as np
 
 from ..errors import InputError
 from ..privacy.events import TranscriptPrivacy
-from .base import Message, Target
-from .mrc import FixedCandidates, block_size, check_indices, check_log_ratios
+from .base import SelectionLaw, Target, encoded
+from .mrc import FixedCandidates, _cap_ratios, block_size, check_indices, check_log_ratios, effective_cap_probability
 
 
 def sorted_gumbels(n: int, start: int, count: int, N: int, carry: np.ndarray, rng) -> tuple[np.ndarray, np.ndarray]:
@@ -60,7 +60,17 @@ class ORC(FixedCandidates):
         "unbounded", note="sorted Gumbels make P(K=k | candidates) zero for some inputs (N=2 example)"
     )
 
-    def encode(self, target: Target, *, rng=None) -> list[Message]:
+    heavy_rows: ClassVar[bool] = True
+
+    def effective_cap_probability(self, mechanism) -> float:
+        """ORC's output has exactly MRC's law (Theis & Yosri 2022), so MRC's p̂."""
+        return effective_cap_probability(self.n_candidates, *_cap_ratios(mechanism))
+
+    def selection_law(self, mechanism) -> SelectionLaw:
+        """Only the support: an input whose ratio peaks at candidate 0 sends K = 0 surely."""
+        return SelectionLaw("support", self.n_candidates)
+
+    def encode(self, target: Target, *, rng=None):
         self.check_target(target)
         rng = np.random.default_rng(rng)
         n, N = target.n, self.n_candidates
@@ -79,13 +89,13 @@ class ORC(FixedCandidates):
             arg = np.where(upd, start + j, arg)
         if np.any(~np.isfinite(best)):
             raise InputError("every candidate has a zero density ratio")
-        return [Message(index=int(k), steps=N) for k in arg]
+        return encoded(arg, np.full(n, N))
 
 
-def index_bit_statistics(messages) -> dict:
+def index_bit_statistics(indices) -> dict:
     """Empirical statistics of indices K (0-based) for an entropy code:
     mean ``log2(K+1)`` and the mean Elias-gamma length ``2⌊log2(K+1)⌋ + 1`` of ``K+1``."""
-    k = check_indices(messages, None).astype(np.float64) + 1
+    k = check_indices(indices, None).astype(np.float64) + 1
     lg = np.log2(k)
     return {
         "mean_log2_index": float(lg.mean()),

@@ -30,8 +30,8 @@ import numpy as np
 from ..errors import IncompatibleError, InputError, ParameterError
 from ..privacy.events import TranscriptPrivacy
 from . import randomness
-from .base import Message, Simulator, Target, decode_candidates
-from .mrc import check_indices, check_log_ratios
+from .base import Encoded, Simulator, Target, encoded
+from .mrc import check_log_ratios
 
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
 _M2 = np.uint64(0x94D049BB133111EB)
@@ -85,7 +85,7 @@ class PFR(Simulator):
         if int(self.block) < 1 or int(self.max_candidates) < 1:
             raise ParameterError("block and max_candidates must be >= 1")
 
-    def encode(self, target: Target, *, rng=None) -> list[Message]:
+    def encode(self, target: Target, *, rng=None) -> Encoded:
         """Deterministic given the shared randomness (``rng`` is unused)."""
         log_cap = resolve_cap(target, self.log_ratio_cap, self.name)
         n = target.n
@@ -115,10 +115,7 @@ class PFR(Simulator):
             active &= np.log(t_last) - log_cap < best  # a later point could still win
             start += cnt
             cnt = min(2 * cnt, 1 << 14)
-        return [Message(index=int(k), steps=int(s)) for k, s in zip(arg, steps)]
-
-    def decode(self, messages, reference, keys) -> np.ndarray:
-        return decode_candidates(reference, keys, check_indices(messages, None))
+        return encoded(arg, steps)
 
     def expected_codelength(self, kl_bits: float) -> float:
         """Li & El Gamal's bound ``I + log2(I+1) + 4`` bits (with a Zipf-type code of K)."""

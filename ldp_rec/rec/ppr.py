@@ -73,10 +73,10 @@ from typing import ClassVar
 import numpy as np
 from scipy import special
 
-from ..errors import DecodeError, InputError, ParameterError
+from ..errors import DecodeError, IncompatibleError, InputError, ParameterError
 from ..privacy.events import TranscriptPrivacy
 from . import randomness
-from .base import MechanismTarget, Message, Simulator, Target, decode_candidates
+from .base import Encoded, MechanismTarget, SelectionLaw, Simulator, Target, as_indices, decode_candidates, encoded
 from .mrc import check_log_ratios
 from .pfr import resolve_cap
 
@@ -299,18 +299,10 @@ def log_ratio_at(target: Target, rows, indices) -> np.ndarray:
     return out
 
 
-def check_any_indices(messages) -> list[int]:
-    """Indices of ``messages`` as Python ints of any size; DecodeError if not integers or negative."""
-    try:
-        idx = [m.index for m in messages]
-        if any(isinstance(i, bool) or not isinstance(i, (int, np.integer)) for i in idx):
-            raise TypeError
-        idx = [int(i) for i in idx]
-    except (AttributeError, TypeError):
-        raise DecodeError("messages must carry integer indices") from None
-    if any(i < 0 for i in idx):
-        raise DecodeError("negative candidate index")
-    return idx
+def check_any_indices(indices) -> list[int]:
+    """Indices (an array, :class:`~.base.Encoded` or messages) as Python ints of any size; DecodeError if
+    not integers or negative."""
+    return [int(i) for i in as_indices(indices, None, big=True)]
 
 
 # ----------------------------------------------------------------------------- the simulator
@@ -327,9 +319,13 @@ class PPR(Simulator):
     name: ClassVar[str] = "ppr"
     exact: ClassVar[bool] = True
     needs_bounded_ratio: ClassVar[bool] = False
-    transcript: ClassVar[TranscriptPrivacy] = TranscriptPrivacy(
-        "multiplier", 2.0, "Liu, Chen, Özgür, Li 2024, Thm. 4.5: 2αε-LDP (factor is set per instance)"
-    )
+    heavy_rows: ClassVar[bool] = True
+    _NOTE: ClassVar[str] = "Liu, Chen, Özgür, Li 2024, Thm. 4.5: 2αε-LDP"
+
+    @property
+    def transcript(self) -> TranscriptPrivacy:
+        """2αε-LDP (Liu et al. 2024, Thm. 4.5): the factor 2α of this instance."""
+        return TranscriptPrivacy("multiplier", 2.0 * float(self.alpha), self._NOTE)
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.alpha) and self.alpha > 1):
@@ -340,9 +336,8 @@ class PPR(Simulator):
             raise ParameterError("log_ratio_cap must be finite")
         if int(self.block) < 1:
             raise ParameterError("block must be >= 1")
-        object.__setattr__(self, "transcript", TranscriptPrivacy("multiplier", 2.0 * float(self.alpha), PPR.transcript.note))
 
-    def encode(self, target: Target, *, rng=None) -> list[Message]:
+    def encode(self, target: Target, *, rng=None) -> Encoded:
         rng = np.random.default_rng(rng)
         a_ = float(self.alpha)
         log_cap = resolve_cap(target, self.log_ratio_cap, self.name)  # scalar, or per client
@@ -377,7 +372,19 @@ class PPR(Simulator):
                            rng)
                 active &= ~ready
             cnt = min(2 * cnt, 1 << 14)
-        return [Message(index=int(k), steps=int(s)) for k, s in zip(arg, steps)]
+        return encoded(arg, steps)  # int64, or Python ints when a far index reaches 2^63
+
+    def check_mechanism(self, mechanism) -> None:
+        """Needs ``r ≤ r_max``: the mechanism's bound, or ``log_ratio_cap`` for an unbounded ratio."""
+        if self.log_ratio_cap is None and not np.isfinite(mechanism.log_ratio_bounds()[1]):
+            raise IncompatibleError(f"{self.name} needs a finite ratio bound or a log_ratio_cap")
+
+    def selection_law(self, mechanism) -> SelectionLaw:
+        """No closed form: the MRC pmf of the first 16 candidates, a proxy for shortlisting audit pairs."""
+        from .mrc import mrc_log_probs
+
+        M = 16
+        return SelectionLaw("proxy", M, lambda t: mrc_log_probs(t.log_ratio_block(0, M)))
 
     def _tail(self, target, ready, log_t_last, log_beta, next_index, best, arg, steps, log_cap, rng) -> None:
         """Exact treatment of the unexamined points after ``t_last`` for the clients ``ready`` (module doc,
@@ -430,8 +437,8 @@ class PPR(Simulator):
             arg[r[win]] = idx[sel][win]
             steps[r] += 1
 
-    def decode(self, messages, reference, keys) -> np.ndarray:
-        keys, local = candidate_address(keys, check_any_indices(messages))
+    def decode(self, indices, reference, keys) -> np.ndarray:
+        keys, local = candidate_address(keys, check_any_indices(indices))
         return decode_candidates(reference, keys, local)
 
     def expected_codelength(self, kl_bits: float) -> float:

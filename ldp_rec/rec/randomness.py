@@ -67,10 +67,47 @@ def derive_key(run_seed: int, round: int, client: int, chunk: int = 0, *, domain
     return np.uint64(int.from_bytes(digest, "little"))
 
 
-def derive_keys(run_seed: int, round: int, clients, chunk: int = 0, *, domain: str = "candidates") -> np.ndarray:
-    """Vector of :func:`derive_key` over an array of client ids (one BLAKE2b call each)."""
-    clients = np.asarray(clients).reshape(-1)
-    return np.array([derive_key(run_seed, round, int(c), chunk, domain=domain) for c in clients], dtype=np.uint64)
+def derive_keys(run_seed: int, round: int, clients, chunk=0, *, domain: str = "candidates") -> np.ndarray:
+    """:func:`derive_key` for every client id of ``clients`` (and every chunk of ``chunk`` when it is an
+    array): ``(n,)`` for a scalar chunk, ``(n, k)`` for k chunks. The coordinates are validated and packed
+    for all users at once, and one keyed BLAKE2b state is copied per key (the same digests as
+    :func:`derive_key`, which the known-answer vectors pin)."""
+    for name, v in (("run_seed", run_seed), ("round", round)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
+            raise ParameterError(f"{name} must be an integer, got {v!r}")
+        if not -(2**63) <= int(v) < 2**63:
+            raise ParameterError(f"{name} must fit in int64, got {v}")
+    c = _int64_coords(clients, "client")
+    scalar = np.ndim(chunk) == 0
+    j = _int64_coords(np.atleast_1d(chunk), "chunk")
+    n, k = c.size, j.size
+    rec = np.empty((n, k, 4), dtype="<i8")
+    rec[..., 0], rec[..., 1] = int(run_seed), int(round)
+    rec[..., 2], rec[..., 3] = c[:, None], j[None, :]
+    dom = domain.encode()
+    base = hashlib.blake2b(digest_size=8, key=_KDF_KEY)
+    raw = rec.reshape(-1, 4).view(np.uint8).reshape(-1, 32)
+    out = np.empty(raw.shape[0], dtype=np.uint64)
+    for i in range(raw.shape[0]):
+        h = base.copy()
+        h.update(raw[i].tobytes() + dom)
+        out[i] = int.from_bytes(h.digest(), "little")
+    return out.reshape(n) if scalar else out.reshape(n, k)
+
+
+def _int64_coords(values, name: str) -> np.ndarray:
+    a = np.asarray(values)
+    if a.dtype == object:
+        if any(isinstance(v, bool) or not isinstance(v, (int, np.integer)) for v in a.reshape(-1)):
+            raise ParameterError(f"{name} ids must be integers")
+        if any(not -(2**63) <= int(v) < 2**63 for v in a.reshape(-1)):
+            raise ParameterError(f"{name} ids must fit in int64")
+        return a.astype(np.int64).reshape(-1)
+    if a.dtype.kind not in "iu" or a.dtype == bool:
+        raise ParameterError(f"{name} ids must be integers, got dtype {a.dtype}")
+    if a.dtype.kind == "u" and a.size and int(a.max()) >= 2**63:
+        raise ParameterError(f"{name} ids must fit in int64")
+    return a.astype(np.int64).reshape(-1)
 
 
 def _keys(keys) -> np.ndarray:

@@ -27,8 +27,8 @@ import numpy as np
 from .._validation import check_positive_int
 from ..errors import IncompatibleError
 from ..privacy.events import TranscriptPrivacy
-from .base import Message, Simulator, Target, decode_candidates
-from .mrc import block_size, check_indices, check_log_ratios
+from .base import Encoded, SelectionLaw, Simulator, Target, encoded
+from .mrc import block_size, check_log_ratios
 
 
 @dataclass(frozen=True)
@@ -53,7 +53,7 @@ class RejectionSampler(Simulator):
         """``ρ = (1 − 1/c_max)^t``: probability of the fallback (a bound on the TV to Q)."""
         return float(math.exp(self.tries * math.log1p(-math.exp(-log_c_max)))) if log_c_max > 0 else 0.0
 
-    def encode(self, target: Target, *, rng=None) -> list[Message]:
+    def encode(self, target: Target, *, rng=None) -> Encoded:
         self.check_target(target)
         log_cmax = float(target.bounds[1])
         rng = np.random.default_rng(rng)
@@ -74,10 +74,27 @@ class RejectionSampler(Simulator):
             done |= hit
             start += cnt
         steps = np.minimum(idx + 1, t)
-        return [Message(index=int(k), steps=int(s)) for k, s in zip(idx, steps)]
+        return encoded(idx, steps)
 
-    def decode(self, messages, reference, keys) -> np.ndarray:
-        return decode_candidates(reference, keys, check_indices(messages, self.tries + 1))
+    @property
+    def index_limit(self) -> int:
+        return self.tries + 1  # the fallback index t
+
+    def check_mechanism(self, mechanism) -> None:
+        if not np.isfinite(mechanism.log_ratio_bounds()[1]):
+            raise IncompatibleError(f"{self.name} needs a finite upper bound c_max on the density ratio")
+
+    def effective_cap_probability(self, mechanism) -> float:
+        """Output ~ (1 − ρ) Q + ρ P, ρ = (1 − 1/c_max)^t (Feldman & Talwar 2021): p̂ = (1 − ρ) p + ρ q."""
+        rho = self.fallback_probability(mechanism.log_ratio_bounds()[1])
+        return (1.0 - rho) * float(mechanism.p) + rho * float(mechanism.cap_mass)
+
+    def selection_law(self, mechanism) -> SelectionLaw:
+        """``π_k = a_k Π_{i<k}(1 − a_i)``, ``π_t = Π_{i<t}(1 − a_i)``, a_i = r_i/c_max (exact; t + 1 messages)."""
+        from ..privacy.audit import rejection_log_pmf
+
+        t, hi = self.tries, float(mechanism.log_ratio_bounds()[1])
+        return SelectionLaw("exact", t, lambda tg: rejection_log_pmf(tg.log_ratio_block(0, t), log_c_max=hi))
 
     def expected_codelength(self, kl_bits: float = 0.0) -> float:
         return float(math.ceil(math.log2(self.tries + 1)))

@@ -50,7 +50,7 @@ from ..errors import IncompatibleError, ParameterError
 from ..mechanisms.cap import sphere_projection_isf
 from ..mechanisms.order_stats import top_sum
 from ..privacy.events import PureEvent, TranscriptPrivacy
-from .base import Message, Target
+from .base import Encoded, SelectionLaw, Target, encoded
 from .mrc import FixedCandidates, block_size
 
 _CLIENTS_ELEMENTS = 1 << 22  # (clients × candidates) scores held at once
@@ -199,12 +199,27 @@ class SubsetSelection(FixedCandidates):
 
     def check_mechanism(self, mechanism) -> None:
         """Refuse a mechanism without a projection law (not a cap mechanism)."""
-        self._need_cap(getattr(mechanism, "projection_law", None))
+        from ..mechanisms.cap import CapMechanism
+
+        self._need_cap(mechanism.projection_law if isinstance(mechanism, CapMechanism) else None)
+
+    def effective_cap_probability(self, mechanism) -> None:
+        """Not a cap probability: subset selection unbiases with its exact scale c (:meth:`unbias_kwargs`)."""
+        return None
+
+    def unbias_kwargs(self, mechanism) -> dict:
+        """``{"mean": c}``: the exact ``E⟨Z_K, u⟩`` of the selection (module doc), in place of the mechanism's m."""
+        return {"mean": self.moments(mechanism.projection_law)[0]}
+
+    def selection_law(self, mechanism) -> SelectionLaw:
+        """e^ε/D on the top-m set by ⟨Z, u⟩, 1/D elsewhere (exact)."""
+        N, m = self.n_candidates, self.top_count(mechanism.projection_law)
+        return SelectionLaw("exact", N, lambda t: np.log(subset_selection_probs(t.score_block(0, N), m, self.epsilon)))
 
     def check_target(self, target: Target) -> None:
         self._need_cap(getattr(target, "projection_law", None) if hasattr(target, "score_block") else None)
 
-    def encode(self, target: Target, *, rng=None) -> list[Message]:
+    def encode(self, target: Target, *, rng=None) -> Encoded:
         """Per client: the top-m set (:func:`top_set`: score descending, ties to the lower index), the side
         (top w.p. m e^ε/D), then a uniform member of that side (non-top by rejection from [0, N),
         ≤ N/(N−m) draws expected)."""
@@ -232,4 +247,4 @@ class SubsetSelection(FixedCandidates):
                 idx[todo[ok]] = draw[ok]
                 todo = todo[~ok]
             out[sl] = idx
-        return [Message(index=int(k), steps=N) for k in out]
+        return encoded(out, np.full(n, N))
