@@ -2,6 +2,12 @@
 
 Each subcommand lives in its own module exposing ``add_arguments(parser)`` and
 ``run(args) -> int``; modules are imported only when their subcommand runs.
+
+User errors (a bad value, a nonsense pair, an existing or unwritable result file, an impossible
+budget) are :class:`~ldp_rec.errors.LdpRecError`: the command prints one line
+``ldp-rec: error: …`` and exits 2, with no traceback. Every runner checks its whole configuration
+before it starts work; the result file (``--out``) of the commands that write one file is checked
+here, before the runner is called.
 """
 
 from __future__ import annotations
@@ -53,10 +59,37 @@ def main(argv: list[str] | None = None) -> int:
     from .errors import LdpRecError
 
     try:
+        check_output(args)
         return int(args._run(args) or 0)
     except LdpRecError as exc:  # a user error (bad value, nonsense pair, impossible budget): one line, no traceback
-        print(f"ldp-rec: error: {exc}", file=sys.stderr)
+        print(f"ldp-rec: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2
+    except SystemExit as exc:  # a runner's own one-line refusal, raise SystemExit("...")
+        if not isinstance(exc.code, str):
+            raise
+        print(f"ldp-rec: error: {' '.join(exc.code.split())}", file=sys.stderr)
+        return 2
+
+
+#: commands whose ``--out`` is always one result file (``fl`` and ``dme`` check their own: a file, or a
+#: sweep's folder)
+ONE_FILE_OUT = ("mechanisms", "bench", "audit")
+
+
+def check_output(args) -> None:
+    """Refuse an existing (without ``--force``) or unwritable ``--out`` before the command runs."""
+    from ._validation import check_output_path
+
+    if args.command in ONE_FILE_OUT and isinstance(getattr(args, "out", None), str) and args.out:
+        check_output_path(args.out, force=bool(getattr(args, "force", False)))
+    roots = getattr(args, "results_dir", None) if args.command == "report" else None
+    for root in [roots] if isinstance(roots, str) else roots or []:
+        from pathlib import Path
+
+        from .errors import ParameterError
+
+        if not Path(root).is_dir():
+            raise ParameterError(f"{root} is not a folder of result files")
 
 
 if __name__ == "__main__":

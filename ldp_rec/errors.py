@@ -29,3 +29,8 @@ class StreamError(LdpRecError, ValueError):
 class IncompatibleError(LdpRecError, ValueError):
     """A pairing that does not make sense (for example a codec that needs a bounded
     density ratio with a mechanism whose ratio is unbounded)."""
+
+
+class RunFailedError(LdpRecError):
+    """A run that produced nothing to report: for example a federated run in which no user's update
+    was decoded in any round (every node failed, refused or did not reply)."""

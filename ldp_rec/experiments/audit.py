@@ -330,7 +330,7 @@ def run(args) -> int:
                         alpha=args.alpha, tries=args.tries, trials=args.trials, confidence=args.confidence,
                         seed=args.seed, keys=args.keys, candidates=args.candidates)
     except (LdpRecError, NotImplementedError) as exc:
-        print(f"ldp-rec audit: error: {exc}", file=sys.stderr)
+        print(f"ldp-rec: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2
     ev, worst = res["event"], res["epsilon_worst_case"]
     where = res.get("pair", {}).get("candidate_set")

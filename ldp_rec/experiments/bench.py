@@ -196,13 +196,13 @@ def run(args) -> int:
             import json
             print(json.dumps(res, indent=2, default=float))
         return 0
+    from ..errors import ParameterError
+
     if args.out is None:
-        print("bench rec needs --out FILE.json", file=sys.stderr)
-        return 2
+        raise ParameterError("bench rec needs --out FILE.json")
     trials = min(args.trials, 200) if args.quick else args.trials
     if trials < 2:
-        print("--trials must be >= 2", file=sys.stderr)
-        return 2
+        raise ParameterError(f"--trials must be >= 2, got {args.trials}")
     t0 = time.perf_counter()
     rows = bench_rec(trials=trials, quick=args.quick, seed=args.seed)
     result = {

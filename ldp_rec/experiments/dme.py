@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import sys
 import time
 
 import numpy as np
@@ -63,7 +62,20 @@ def run_dme(*, mechanism: str, codec: str, epsilon: float, dim: int = 500, clien
             seed: int = 0, bits: int | None = None, batch: int = 1000, **codec_options) -> dict:
     """Run the DME benchmark; returns the result dict (see module doc). ``blocks``/``repetitions`` apply to
     the channel-simulation codecs only: with ``codec`` none or native they raise ParameterError."""
-    blocks, reps = int(codec_options.get("blocks", 1)), int(codec_options.get("repetitions", 1))
+    from .._validation import check_candidate_memory, check_epsilon, check_memory, check_positive_int
+    from ..codec.registry import FIXED_CANDIDATE_CODECS, default_bits
+
+    epsilon = check_epsilon(epsilon)
+    dim, clients = check_positive_int(dim, "dim"), check_positive_int(clients, "clients")
+    trials, batch = check_positive_int(trials, "trials"), check_positive_int(batch, "batch")
+    blocks = check_positive_int(codec_options.get("blocks", 1), "blocks")
+    reps = check_positive_int(codec_options.get("repetitions", 1), "repetitions")
+    if blocks > dim:
+        raise ParameterError(f"--blocks ({blocks}) cannot exceed --dim ({dim})")
+    check_memory(6.0 * 8 * clients * dim, f"{clients} clients in dimension {dim}", "lower --clients or --dim")
+    if codec in FIXED_CANDIDATE_CODECS:
+        check_candidate_memory(codec=codec, bits=bits if bits is not None else default_bits(epsilon / (reps * blocks)),
+                               users=min(batch, clients), dim=-(-dim // blocks))
     if codec in UNCHUNKED_CODECS and (blocks != 1 or reps != 1):
         raise ParameterError(f"--codec {codec} sends the mechanism's output unchunked: --blocks/--repetitions "
                              "apply only to channel-simulation codecs")
@@ -140,15 +152,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
+    if args.out:  # before any work
+        from .._validation import check_output_path
+
+        check_output_path(args.out, force=args.force)
     opts = {k: v for k, v in (("alpha", args.alpha), ("top", args.top), ("repetitions", args.repetitions),
                               ("blocks", args.blocks))
             if v is not None and not (k in ("repetitions", "blocks") and v == 1)}
-    try:
-        res = run_dme(mechanism=args.mechanism, codec=args.codec, epsilon=args.epsilon, bits=args.bits, dim=args.dim,
-                      clients=args.clients, trials=args.trials, seed=args.seed, **opts)
-    except ParameterError as exc:  # a refused combination of options: one line, no traceback
-        print(f"ldp-rec dme: error: {exc}", file=sys.stderr)
-        return 2
+    # run_dme checks every option and builds the codec before it computes anything; a refusal is an
+    # LdpRecError, which the command prints in one line (ldp_rec.cli)
+    res = run_dme(mechanism=args.mechanism, codec=args.codec, epsilon=args.epsilon, bits=args.bits, dim=args.dim,
+                  clients=args.clients, trials=args.trials, seed=args.seed, **opts)
     keys = ("mse", "mse_std", "mse_uncompressed_closed_form", "per_user_mse", "per_user_mse_sem", "payload_bits", "message_bytes", "epsilon_transcript",
             "encode_seconds_per_client", "decode_seconds_per_client", "clients_failed")
     for k in keys:

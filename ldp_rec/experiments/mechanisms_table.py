@@ -44,7 +44,24 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--force", action="store_true")
 
 
+def check_args(args) -> None:
+    """Every option before any mechanism runs (ParameterError, one line): ε > 0, dimension, sample size,
+    known mechanism names, memory."""
+    from .._validation import check_epsilon, check_memory, check_positive_int
+
+    for eps in args.epsilon:
+        check_epsilon(eps)
+    check_positive_int(args.dim, "--dim")
+    check_positive_int(args.samples, "--samples", minimum=2)  # a standard error needs two
+    unknown = sorted(set(args.mechanisms) - set(MECHANISMS))
+    if unknown:
+        raise ParameterError(f"unknown mechanisms {unknown}; choose from {sorted(MECHANISMS)}")
+    check_memory(4.0 * 8 * args.samples * args.dim, f"{args.samples} samples in dimension {args.dim}",
+                 "lower --samples or --dim")
+
+
 def run(args) -> int:
+    check_args(args)
     rows = []
     print(f"{'mechanism':10s} {'eps':>4s} {'closed form':>12s} {'measured':>12s} {'± sem':>9s} {'ratio':>6s} {'us/user':>8s}")
     for eps in args.epsilon:

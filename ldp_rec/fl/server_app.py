@@ -42,7 +42,18 @@ def run_federation(grid: Grid, cfg: FLConfig, on_round=None, sink: dict | None =
         pass
     if sink is not None:
         sink["privacy"] = server.final_record()
+    check_some_update(strategy.rows, strategy.last_failure)
     return strategy.rows
+
+
+def check_some_update(rows: list[dict], reason: str = "") -> None:
+    """Raise :class:`~ldp_rec.errors.RunFailedError` when not one user's update was decoded in any round
+    of the run (every node failed, refused or did not reply): such a run has no result."""
+    from ..errors import RunFailedError
+
+    if rows and all(r["clients_ok"] == 0 for r in rows):
+        raise RunFailedError(f"no user's update was decoded in any of the {len(rows)} rounds: every node failed, "
+                             f"refused or did not reply (last reason: {reason or 'no reply'})")
 
 
 def build_server_app(cfg: FLConfig, sink: list | None = None, on_round=None, extra: dict | None = None,

@@ -76,6 +76,7 @@ class LdpRecFedAvg(FedAvg):
         self.server = server
         self.on_round = on_round
         self.rows = server.rows
+        self.last_failure = ""  # the last failure or refusal a node reported (run_federation's error message)
         self.offset = server.rounds_done  # a resumed server: Flower's round 1 is the run's round offset + 1
 
     def configure_train(self, server_round, arrays, config, grid):
@@ -108,6 +109,13 @@ class LdpRecFedAvg(FedAvg):
                 continue
             got[node] = reply_of(msg)
         row = self.server.finish(server_round, got, log=log)
+        for reply in got.values():
+            if reply.failed or reply.refused:
+                self.last_failure = reply.failed or f"refused: {reply.refused}"
+        if row["cohort_size"] > 0 and row["clients_ok"] == 0:
+            log.warning("round %d: no update decoded: all %d users of the cohort failed or were refused (%d of %d "
+                        "nodes replied; last reason: %s)", server_round, row["cohort_size"],
+                        row["nodes_replied"], row["nodes_sampled"], self.last_failure or "no reply")
         return params_record(self.server.params), MetricRecord({"clients-ok": row["clients_ok"],
                                                                "clients-failed": row["clients_failed"]})
 
