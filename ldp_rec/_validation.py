@@ -141,7 +141,7 @@ def check_candidate_memory(*, codec: str, bits: int | None, users: int, dim: int
     if codec in STORING_CANDIDATE_CODECS:
         need = max(need, 3 * 8 * float(users) * n_cand)  # log ratios, probabilities, cdf
     need += 4 * 8 * float(users) * float(dim)
-    check_memory(need, f"{codec} with bits={b} (N = 2^{b} candidates) for {users} users at once",
+    check_memory(need, f"{codec} with bits={b} (N = 2^{b} candidates per user, {users} users encoding at once)",
                  "lower --bits")
 
 
