@@ -135,9 +135,10 @@ def run_dme(*, mechanism: str, codec: str, epsilon: float, dim: int = 500, clien
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--mechanism", required=True, choices=sorted(MECHANISMS))
-    p.add_argument("--codec", required=True, choices=sorted(CODECS))
-    p.add_argument("--epsilon", type=float, required=True)
+    # --mechanism, --codec and --epsilon are required, on the command line or in --config's file (check_args)
+    p.add_argument("--mechanism", default=None, choices=sorted(MECHANISMS))
+    p.add_argument("--codec", default=None, choices=sorted(CODECS))
+    p.add_argument("--epsilon", type=float, default=None)
     p.add_argument("--bits", type=int, default=None, help="index bits (MRC: N = 2^bits; RRSC/SQKR: message bits)")
     p.add_argument("--dim", type=int, default=500)
     p.add_argument("--clients", type=int, default=5000)
@@ -147,20 +148,37 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--top", type=int, default=None, help="subset codec: size m of the favoured set (default: least error)")
     p.add_argument("--repetitions", type=int, default=1, help="split epsilon into this many repetitions")
     p.add_argument("--blocks", type=int, default=1, help="split the dimension into this many blocks")
-    p.add_argument("--out", default=None, help="result JSON (never overwritten without --force)")
+    p.add_argument("--out", default=None, help="result JSON (never overwritten without --force); a sweep's folder")
     p.add_argument("--force", action="store_true")
+    from .runconfig import add_config_arguments
+
+    add_config_arguments(p, resume=True)
+
+
+def check_args(args) -> None:
+    """The options every DME run needs, and the output path, before any work (a sweep checks every point)."""
+    from .._validation import check_output_path
+
+    missing = [n for n in ("mechanism", "codec", "epsilon") if getattr(args, n) is None]
+    if missing:
+        raise ParameterError(f"ldp-rec dme needs --{missing[0]} (on the command line or in the --config file)")
+    if args.out:
+        check_output_path(args.out, force=args.force)
 
 
 def run(args) -> int:
-    if args.out:  # before any work
-        from .._validation import check_output_path
+    from .sweep import main
 
-        check_output_path(args.out, force=args.force)
+    return main(args, command="dme", add_arguments=add_arguments, run_one=run_one, check=check_args)
+
+
+def run_one(args) -> int:
+    check_args(args)
     opts = {k: v for k, v in (("alpha", args.alpha), ("top", args.top), ("repetitions", args.repetitions),
                               ("blocks", args.blocks))
             if v is not None and not (k in ("repetitions", "blocks") and v == 1)}
     # run_dme checks every option and builds the codec before it computes anything; a refusal is an
-    # LdpRecError, which the command prints in one line (ldp_rec.cli)
+    # LdpRecError, which the command prints in one line (ldp_rec.cli); --out was checked before
     res = run_dme(mechanism=args.mechanism, codec=args.codec, epsilon=args.epsilon, bits=args.bits, dim=args.dim,
                   clients=args.clients, trials=args.trials, seed=args.seed, **opts)
     keys = ("mse", "mse_std", "mse_uncompressed_closed_form", "per_user_mse", "per_user_mse_sem", "payload_bits", "message_bytes", "epsilon_transcript",
@@ -168,5 +186,6 @@ def run(args) -> int:
     for k in keys:
         print(f"{k:32s} {res[k]}")
     if args.out:
-        print("wrote", write_result(args.out, res, force=args.force))
+        row = {**res["config"], **{k: v for k, v in res.items() if k != "config" and not isinstance(v, (list, dict))}}
+        print("wrote", write_result(args.out, res, force=args.force, tables={"table": [row]}))
     return 0

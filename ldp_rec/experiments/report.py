@@ -1,7 +1,9 @@
 """``ldp-rec report RESULTS_DIR``: a self-contained Markdown report with matplotlib figures.
 
 Reads every result JSON under RESULTS_DIR (never reruns anything) and renders, where the data
-exist: accuracy against round, accuracy against cumulative bits and ε spent against round (FL
+exist: for a sweep folder (``manifest.json``, :mod:`.sweep`), the summary across seeds with 95%
+confidence intervals (:mod:`.sweep_summary`, also written as ``report/sweep.json`` and
+``report/sweep.csv``); accuracy against round, accuracy against cumulative bits and ε spent against round (FL
 results), MSE against ε, MSE against bits and encode time against ε (DME results), and the audit
 table. Every figure's caption states the config, seeds and commit it came from. The report and
 its figures go into RESULTS_DIR/report/ (a fresh folder; an existing one is not overwritten
@@ -143,7 +145,7 @@ def audit_table(audits) -> list[str]:
 
 
 def render(root: Path, *, force: bool = False) -> Path:
-    results = load_results(root)
+    results = [(p, o) for p, o in load_results(root) if p.name != "manifest.json"]
     outdir = root / "report"
     if outdir.exists() and not force:
         raise FileExistsError(f"{outdir} exists; pass --force to replace it")
@@ -152,6 +154,15 @@ def render(root: Path, *, force: bool = False) -> Path:
     dme = [(p, o) for p, o in results if "mse" in o and "config" in o]
     audits = [(p, o) for p, o in results if "epsilon_lower_bound" in o]
     lines = [f"# ldp-rec report: {root}", "", f"{len(results)} result files.", ""]
+    if (root / "manifest.json").exists():
+        from .results import write_result, write_table
+        from .sweep_summary import markdown, summarise_sweep
+
+        manifest, rows = summarise_sweep(root)
+        write_result(outdir / "sweep.json", {"sweep": str(root), "command": manifest.get("command"),
+                                             "axes": manifest.get("axes"), "summary": rows}, force=True)
+        write_table(outdir / "sweep.csv", rows)
+        lines += markdown(manifest, rows)
     if fl:
         lines += fl_figures(fl, outdir)
     if dme:

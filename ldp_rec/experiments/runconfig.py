@@ -17,9 +17,9 @@ the command line (``--sweep epsilon=2,4,8``, ``--seeds 0,1,2``) replaces the fil
 plain option given on the command line fixes a key the file sweeps. An unknown key is a one-line
 :class:`~ldp_rec.errors.ParameterError`.
 
-How the command line is told apart from defaults: :func:`add_config_arguments` wraps every option's
-default in :class:`Default`; :func:`resolve` unwraps them, so an option still holding a
-:class:`Default` was not given.
+How the command line is told apart from defaults: :func:`add_config_arguments` makes every option
+record its name in the namespace's ``_given`` set when it is parsed (the values themselves stay
+plain), and :func:`resolve` lets exactly those override the file.
 """
 
 from __future__ import annotations
@@ -38,27 +38,32 @@ NOT_IN_FILE = frozenset({"help", "config", "sweep", "seeds", "resume", "force", 
 NOT_SWEPT = frozenset({"out", "mode", "poll_interval"})
 
 
-class Default:
-    """An option's default value, marked so that :func:`resolve` can tell it was not given."""
+_RECORDING: dict[type, type] = {}
 
-    __slots__ = ("value",)
 
-    def __init__(self, value) -> None:
-        self.value = value
+def _recording(cls: type) -> type:
+    """``cls`` (an argparse Action class) that also adds its dest to ``namespace._given``."""
+    if cls not in _RECORDING:
+        def __call__(self, parser, namespace, values, option_string=None):
+            cls.__call__(self, parser, namespace, values, option_string)
+            namespace._given = getattr(namespace, "_given", frozenset()) | {self.dest}
 
-    def __repr__(self) -> str:
-        return repr(self.value)
+        _RECORDING[cls] = type(f"Recording{cls.__name__}", (cls,), {"__call__": __call__})
+    return _RECORDING[cls]
 
-    def __str__(self) -> str:  # argparse's "%(default)s" in help
-        return str(self.value)
+
+def given(args) -> frozenset:
+    """The dests of the options given on the command line (module doc)."""
+    return frozenset(getattr(args, "_given", ()))
 
 
 def add_config_arguments(p: argparse.ArgumentParser, *, resume: bool = False) -> None:
     """Add ``--config``, ``--sweep``, ``--seeds`` (and ``--resume``) to a parser whose other options
-    are already added, and mark every default (module doc). Call last in ``add_arguments``."""
+    are already added, and make every option record that it was given (module doc). Call last in
+    ``add_arguments``."""
     for a in p._actions:
-        if a.option_strings and a.dest != "help" and not isinstance(a.default, Default):
-            a.default = Default(a.default)
+        if a.option_strings and a.dest != "help" and type(a) not in _RECORDING.values():
+            a.__class__ = _recording(type(a))
     p.add_argument("--config", default=None, metavar="FILE.toml",
                    help="TOML file with the same keys as these options; options given here override it")
     p.add_argument("--sweep", action="append", default=[], metavar="KEY=V1,V2,...",
@@ -162,11 +167,11 @@ class Point:
 
 
 def resolve(args: argparse.Namespace, parser_options: dict[str, argparse.Action]) -> tuple[argparse.Namespace, dict]:
-    """Merge defaults, the config file and the command line (module doc) into a plain namespace
-    (no :class:`Default` left) and the sweep axes."""
-    explicit = {k for k, v in vars(args).items() if not isinstance(v, Default)}
+    """Merge defaults, the config file and the command line (module doc) into a new namespace and
+    the sweep axes."""
+    explicit = given(args)
     file_values, file_axes = ({}, {}) if not getattr(args, "config", None) else load_config(args.config, parser_options)
-    out = argparse.Namespace(**{k: (v.value if isinstance(v, Default) else v) for k, v in vars(args).items()})
+    out = argparse.Namespace(**{k: v for k, v in vars(args).items() if k != "_given"})
     for k, v in file_values.items():
         if k not in explicit:
             setattr(out, k, v)

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from ..errors import ParameterError
 from .results import write_result
-from .runconfig import Default, expand, option_table, resolve
+from .runconfig import expand, given, option_table, resolve
 from .runlog import say
 
 INTERRUPTED = 130  # exit status of a run stopped by Ctrl-C (128 + SIGINT)
@@ -134,9 +134,7 @@ def run_sweep(base: argparse.Namespace, axes: dict, *, command: str, run_one, ch
 
 def _given(args) -> list[str]:
     """The options given on the command line besides ``--resume`` and ``--verbose``."""
-    plain = [k for k, v in vars(args).items() if not isinstance(v, Default) and not k.startswith("_")
-             and k not in ("resume", "verbose", "command", "config", "sweep", "seeds")]
-    return plain + [k for k in ("config", "sweep", "seeds") if getattr(args, k, None)]
+    return sorted(given(args) - {"resume", "verbose"})
 
 
 def resume(args, *, command: str, run_one) -> int:
@@ -146,8 +144,7 @@ def resume(args, *, command: str, run_one) -> int:
     if extra:
         raise ParameterError(f"--resume continues a run with its own settings; drop --{extra[0].replace('_', '-')}")
     target = Path(args.resume)
-    verbose = getattr(args, "verbose", False)
-    verbose = verbose.value if isinstance(verbose, Default) else verbose
+    verbose = bool(getattr(args, "verbose", False))
     if (target / MANIFEST).exists():
         manifest = json.loads((target / MANIFEST).read_text())
         if manifest.get("command") != command:
