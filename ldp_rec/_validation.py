@@ -164,4 +164,24 @@ def load_object(spec: str, what: str):
         obj = getattr(obj, part)
     if not callable(obj):
         raise ParameterError(f"{what} {spec!r}: {attr!r} is not callable")
+    _share_import_root(module)
     return obj
+
+
+def _share_import_root(module: str) -> None:
+    """Put the folder that ``module`` was imported from on ``PYTHONPATH``, so that processes started
+    from here (the simulation's Ray workers, which host the nodes) import the same module."""
+    import os
+    import sys
+    from pathlib import Path
+
+    file = getattr(sys.modules.get(module), "__file__", None)
+    if not file:
+        return
+    depth = module.count(".") + (1 if Path(file).name == "__init__.py" else 0)
+    root = str(Path(file).resolve().parents[depth])
+    if any(root.startswith(str(Path(prefix).resolve())) for prefix in (sys.prefix, sys.base_prefix)):
+        return  # installed: every process of this environment imports it
+    paths = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    if root not in paths:
+        os.environ["PYTHONPATH"] = os.pathsep.join([*paths, root])

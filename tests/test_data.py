@@ -208,3 +208,99 @@ def test_hub_unreachable_host_fails_fast(monkeypatch):
 def test_hub_unknown_name():
     with pytest.raises(ParameterError):
         hub.load_hub_dataset("imagenet", num_partitions=10)
+
+
+# ----------------------------------------------------- hub loaders on a small local copy (no download)
+def _image_split(n, shape, label_key, image_key, rng, extra=None):
+    """A ``datasets.Dataset`` in the hub's format: PIL images in ``image_key``, int labels, extra columns."""
+    import datasets
+    from PIL import Image
+
+    pix = rng.integers(0, 256, size=(n, *shape), dtype=np.uint8)
+    cols = {image_key: [Image.fromarray(p) for p in pix], label_key: rng.integers(0, 10, n).tolist(), **(extra or {})}
+    feats = {image_key: datasets.Image(), label_key: datasets.Value("int64")}
+    feats.update({k: datasets.Value("string") for k in (extra or {})})
+    return datasets.Dataset.from_dict(cols, features=datasets.Features(feats)), pix
+
+
+@pytest.fixture()
+def local_hub(monkeypatch, tmp_path):
+    """flwr-datasets' FederatedDataset served from small data sets saved on disk in each hub data set's
+    format (mnist and cifar10: train and test splits; femnist: train only, with writer ids)."""
+    import datasets
+    import flwr_datasets
+
+    rng = np.random.default_rng(0)
+    writers = [f"w{k % 7}" for k in range(60)]
+    made = {
+        "ylecun/mnist": {"train": _image_split(50, (28, 28), "label", "image", rng),
+                         "test": _image_split(20, (28, 28), "label", "image", rng)},
+        "uoft-cs/cifar10": {"train": _image_split(40, (32, 32, 3), "label", "img", rng),
+                            "test": _image_split(10, (32, 32, 3), "label", "img", rng)},
+        "flwrlabs/femnist": {"train": _image_split(60, (28, 28), "character", "image", rng,
+                                                   extra={"writer_id": writers})},
+    }
+    for hub_id, splits in made.items():
+        datasets.DatasetDict({k: v[0] for k, v in splits.items()}).save_to_disk(tmp_path / hub_id)
+    calls = []
+
+    class LocalFederatedDataset:
+        def __init__(self, *, dataset, partitioners, seed=42, **kw):
+            calls.append((dataset, partitioners))
+            self._dd = datasets.load_from_disk(str(tmp_path / dataset))
+
+        def load_split(self, split):
+            return self._dd[split]
+
+    monkeypatch.setattr(flwr_datasets, "FederatedDataset", LocalFederatedDataset)
+    monkeypatch.setattr(hub, "check_hub_reachable", lambda *a, **k: None)
+    return made, calls
+
+
+def test_hub_loaders_offline_arrays_and_layout(local_hub):
+    made, calls = local_hub
+    m = hub.load_hub_arrays("mnist", seed=0)
+    assert m.X_train.shape == (50, 784) and m.X_test.shape == (20, 784) and m.writers is None
+    assert m.X_train.dtype == np.float32 and m.y_train.dtype == np.int64
+    np.testing.assert_allclose(m.X_train, made["ylecun/mnist"]["train"][1].reshape(50, -1) / 255.0, rtol=1e-6)
+    c = hub.load_hub_arrays("cifar10", seed=0)
+    hwc = made["uoft-cs/cifar10"]["train"][1]  # (n, 32, 32, 3) pixels become CHW rows for the CNN
+    np.testing.assert_allclose(c.X_train.reshape(40, 3, 32, 32), hwc.transpose(0, 3, 1, 2) / 255.0, rtol=1e-6)
+    assert calls[0][0] == "ylecun/mnist" and calls[1][0] == "uoft-cs/cifar10"
+
+
+def test_femnist_natural_split_holds_out_part_of_every_writer(local_hub):
+    f = hub.load_hub_arrays("femnist", seed=3)
+    assert f.X_train.shape[0] + f.X_test.shape[0] == 60 and f.writers.shape == (f.X_train.shape[0],)
+    assert f.X_test.shape[0] == 7  # every writer holds 8 or 9 examples: round(10%) = 1 of each is held out
+    assert np.bincount(f.writers).tolist() == [8, 8, 8, 8, 7, 7, 7]
+    users = Partition.from_owners(f.writers)
+    assert users.num_users == 7 and sorted(users.indices.tolist()) == list(range(f.X_train.shape[0]))
+    assert all((f.writers[users[k]] == k).all() for k in range(7))
+    again = hub.load_hub_arrays("femnist", seed=3)
+    np.testing.assert_array_equal(again.y_test, f.y_test)
+
+
+@pytest.mark.parametrize("dataset, model, shape, users", [
+    ("mnist", "cnn", (1, 28, 28), 50), ("cifar10", "logreg", (3, 32, 32), 40), ("femnist", "mlp", (1, 28, 28), 7)])
+def test_fl_runs_on_hub_data_sets_offline(local_hub, dataset, model, shape, users):
+    """The `ldp-rec fl --dataset mnist|cifar10|femnist` path (argument parsing, data, model, codec at the
+    model's dimension, one client round decoded by the server) on the local copies."""
+    from ldp_rec.cli import build_parser
+    from ldp_rec.experiments.fl import config_from_args
+    from ldp_rec.fl import federation as F
+    from ldp_rec.fl.server import FederationServer
+
+    F._load.cache_clear()
+    try:
+        args = build_parser("fl").parse_args(["fl", "--dataset", dataset, "--model", model, "--rounds", "1"])
+        cfg = config_from_args(args, "ldp-rec")
+        assert cfg.partition == ("natural" if dataset == "femnist" else "per_example")
+        data = F.load_data(cfg)
+        assert data.input_shape == shape and data.num_classes == (62 if dataset == "femnist" else 10)
+        assert data.users.num_users == users
+        server = FederationServer(cfg)
+        res = F.client_round(cfg, server.params, 1, np.arange(3))
+        assert server.decode(1, res.payloads, np.arange(3)).ok.all()
+    finally:
+        F._load.cache_clear()
