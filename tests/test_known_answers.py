@@ -25,6 +25,12 @@ its index layout is being reworked (issue 14).
 Regenerate by hand only, and only together with a version bump::
 
     .venv/bin/python tests/test_known_answers.py --regenerate
+
+Cohort frames (wire version 2, :meth:`~ldp_rec.codec.core.Codec.encode_cohort`) are pinned in their own
+file, ``tests/data/known_answers_v2.json``: the cohort frame of every payload case for the same input and
+coins, and the estimates decoded from it (which equal the v1 estimates: one encoder, two framings). It
+was added beside the v1 file (``--write-v2``, 2026-12-02, when the cohort format was introduced) and is
+never regenerated in place either.
 """
 
 from __future__ import annotations
@@ -41,6 +47,7 @@ from ldp_rec.codec.registry import make_codec
 from ldp_rec.rec import randomness as R
 
 VECTORS = Path(__file__).parent / "data" / "known_answers_v1.json"
+VECTORS_V2 = Path(__file__).parent / "data" / "known_answers_v2.json"
 
 # (run_seed, round, client, chunk, domain): ordinary, extreme and negative coordinates, several domains
 KEY_INPUTS = [
@@ -189,6 +196,62 @@ def test_stored_payloads_decode(stored, i):
     np.testing.assert_allclose(res.estimates, np.array(v["estimates"]), rtol=1e-12, atol=1e-12, err_msg=_case_id(v))
 
 
+def compute_cohort_vectors(inputs: list[list[float]]) -> dict:
+    """The cohort frames (wire version 2) of every payload case for ``inputs`` (the v1 file's input)."""
+    frames = []
+    for mech, codec, bits in PAYLOAD_CASES:
+        case = {"mechanism": mech, "codec": codec, "epsilon": EPSILON, "dim": DIM, "bits": bits,
+                "run_seed": RUN_SEED, "round": ROUND, "clients": CLIENTS, "rng": RNG_SEED}
+        cod = _codec(case)
+        frame = cod.encode_cohort(np.array(inputs), run_seed=RUN_SEED, round=ROUND, clients=CLIENTS, rng=RNG_SEED)
+        res = cod.decode_cohort(frame, run_seed=RUN_SEED, round=ROUND, clients=CLIENTS)
+        assert res.ok.all(), res.errors
+        frames.append({**case, "fingerprint": cod.fingerprint, "frame": frame.hex(), "estimates": res.estimates.tolist()})
+    return {"about": "ldp-rec cohort-frame (wire v2) known answers; see tests/test_known_answers.py. Never regenerate "
+                     "in place.", "wire_format_version": wire.COHORT_VERSION, "input": inputs, "frames": frames}
+
+
+@pytest.fixture(scope="module")
+def stored_v2() -> dict:
+    return json.loads(VECTORS_V2.read_text())
+
+
+def test_cohort_version_and_input(stored, stored_v2):
+    assert stored_v2["wire_format_version"] == wire.COHORT_VERSION
+    assert stored_v2["input"] == stored["input"]
+    assert [(v["mechanism"], v["codec"], v["bits"]) for v in stored_v2["frames"]] == PAYLOAD_CASES
+
+
+@pytest.mark.parametrize("i", range(len(PAYLOAD_CASES)), ids=[f"{m}+{c}" for m, c, _ in PAYLOAD_CASES])
+def test_cohort_frame_bytes(stored_v2, i):
+    """The cohort encoder writes the stored frame for the stored input and coins."""
+    v = stored_v2["frames"][i]
+    cod = _codec(v)
+    assert cod.fingerprint == v["fingerprint"], _case_id(v)
+    got = cod.encode_cohort(np.array(stored_v2["input"]), run_seed=v["run_seed"], round=v["round"],
+                            clients=v["clients"], rng=v["rng"])
+    assert got.hex() == v["frame"], _case_id(v)
+
+
+@pytest.mark.parametrize("i", range(len(PAYLOAD_CASES)), ids=[f"{m}+{c}" for m, c, _ in PAYLOAD_CASES])
+def test_stored_cohort_frames_decode(stored, stored_v2, i):
+    """The stored frame decodes to the stored estimates, which are the v1 payloads' estimates."""
+    v = stored_v2["frames"][i]
+    res = _codec(v).decode_cohort(bytes.fromhex(v["frame"]), run_seed=v["run_seed"], round=v["round"],
+                                  clients=v["clients"])
+    assert res.ok.all(), res.errors
+    np.testing.assert_allclose(res.estimates, np.array(v["estimates"]), rtol=1e-12, atol=1e-12, err_msg=_case_id(v))
+    np.testing.assert_allclose(res.estimates, np.array(stored["payloads"][i]["estimates"]), rtol=1e-12, atol=1e-12)
+
+
+def write_v2() -> None:
+    """Write the cohort-frame file beside the v1 file (once, when the cohort format was introduced)."""
+    if VECTORS_V2.exists():
+        sys.exit(f"{VECTORS_V2} exists: never regenerate in place")
+    VECTORS_V2.write_text(json.dumps(compute_cohort_vectors(json.loads(VECTORS.read_text())["input"]), indent=1) + "\n")
+    print(f"wrote {VECTORS_V2}")
+
+
 def regenerate() -> None:
     """Rewrite the vector file from this build. Run by hand, with a version bump (module doc)."""
     VECTORS.parent.mkdir(parents=True, exist_ok=True)
@@ -197,6 +260,9 @@ def regenerate() -> None:
 
 
 if __name__ == "__main__":
-    if sys.argv[1:] != ["--regenerate"]:
+    if sys.argv[1:] == ["--write-v2"]:
+        write_v2()
+    elif sys.argv[1:] != ["--regenerate"]:
         sys.exit("usage: python tests/test_known_answers.py --regenerate   (only together with a version bump)")
-    regenerate()
+    else:
+        regenerate()

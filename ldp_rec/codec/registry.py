@@ -126,9 +126,10 @@ def make_codec(mechanism, codec: str, *, epsilon: float | None = None, dim: int 
 
     ``top``: the size m of the favoured set of codec ``subset`` (default: the m of least error).
 
-    With ``codec="modified-mrc"`` and ``mechanism="privunitg"`` or ``"privunit2"`` (by name, unchunked),
-    ``band_tuning`` runs the mechanism with parameters tuned for the band (:mod:`.tuning`): the transcript
-    is still ε-LDP (the band's guarantee) while the MSE is lower.
+    With ``codec="modified-mrc"`` (unchunked), ``band_tuning`` runs the mechanism's own
+    :meth:`~ldp_rec.mechanisms.base.RatioMechanism.tuned_for_band` (PrivUnitG and PrivUnit2 without p/γ
+    overrides: parameters tuned for the band, :mod:`.tuning`), whether it is given by name or as an
+    instance: the transcript is still ε-LDP (the band's guarantee) while the MSE is lower.
     """
     from .core import FloatCodec, RecCodec
     from .native import NativeCodec
@@ -136,16 +137,7 @@ def make_codec(mechanism, codec: str, *, epsilon: float | None = None, dim: int 
     if codec not in CODECS:
         raise ParameterError(f"unknown codec {codec!r}; choose from {sorted(CODECS)}")
     band_epsilon = None
-    if (isinstance(mechanism, str) and mechanism in ("privunitg", "privunit2") and codec == "modified-mrc"
-            and band_tuning and repetitions == 1 and blocks == 1
-            and not {"p_override", "gamma_override"} & set(mechanism_kwargs)):
-        from .tuning import band_tuned_privunit2, band_tuned_privunitg
-
-        nb = bits if bits is not None else default_bits(epsilon)
-        tuned = band_tuned_privunitg if mechanism == "privunitg" else band_tuned_privunit2
-        mech = tuned(epsilon, dim, nb, **mechanism_kwargs)
-        band_epsilon = float(epsilon)
-    elif isinstance(mechanism, str):
+    if isinstance(mechanism, str):
         if mechanism in ("sqkr", "sqkr-faithful", "rrsc") and bits is not None:
             mechanism_kwargs.setdefault("bits", bits)
         mech = make_mechanism(mechanism, epsilon=epsilon, dim=dim, **mechanism_kwargs)
@@ -177,6 +169,10 @@ def make_codec(mechanism, codec: str, *, epsilon: float | None = None, dim: int 
 
     if not isinstance(mech, RatioMechanism):
         raise IncompatibleError(f"{codec} needs a density ratio against a public reference; {mech.name} has none")
+    if codec == "modified-mrc" and band_tuning and repetitions == 1 and blocks == 1:
+        tuned = mech.tuned_for_band(epsilon=mech.epsilon, bits=bits if bits is not None else default_bits(mech.epsilon))
+        if tuned is not mech:  # the mechanism's own band tuning (name or instance alike)
+            band_epsilon, mech = float(mech.epsilon), tuned
     lo, hi = mech.log_ratio_bounds()
     if codec in ("mrc", "modified-mrc", "orc", "rs-fallback", "pfr", "gprs") and not (math.isfinite(lo) and math.isfinite(hi)):
         raise IncompatibleError(

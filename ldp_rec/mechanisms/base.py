@@ -208,3 +208,10 @@ class RatioMechanism(Mechanism):
         X, single = self.check_input(x)
         est = self.unbias(self.sample(self.prepare(X, rng=rng), rng=rng))
         return est[0] if single else est
+
+    def tuned_for_band(self, *, epsilon: float, bits: int) -> "RatioMechanism":
+        """The mechanism to run behind modified MRC whose band makes the transcript ``epsilon``-LDP with
+        ``N = 2^bits`` candidates (Shah et al. 2022, Sec. 4: the band needs only ``log c_max ≤ ε``, so the
+        mechanism's own spread may exceed ε). Default: ``self`` (no tuning known). A property of the
+        mechanism object, so a mechanism passed by name and an equal instance give the same codec."""
+        return self

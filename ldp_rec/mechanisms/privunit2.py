@@ -133,6 +133,15 @@ class PrivUnit2(SphereCapMechanism):
     def __post_init__(self) -> None:
         self._init_cap(self.p_override, self.gamma_override)
 
+    def tuned_for_band(self, *, epsilon: float, bits: int):
+        """(p, γ) minimising the MSE after modified MRC's band at ``epsilon`` and N = 2^bits
+        (:func:`ldp_rec.codec.tuning.band_tuned_privunit2`); ``self`` when p or γ is fixed by the caller."""
+        if self.p_override is not None or self.gamma_override is not None:
+            return self
+        from ..codec.tuning import band_tuned_privunit2
+
+        return band_tuned_privunit2(float(epsilon), int(self.dim), int(bits), clip=float(self.clip))
+
     def _default_parameters(self) -> tuple[float, float]:
         return privunit2_parameters(float(self.epsilon), int(self.dim))
 

@@ -86,6 +86,15 @@ class PrivUnitG(CapMechanism):
     def __post_init__(self) -> None:
         self._init_cap(self.p_override, self.gamma_override)
 
+    def tuned_for_band(self, *, epsilon: float, bits: int):
+        """(p, γ) minimising the MSE after modified MRC's band at ``epsilon`` and N = 2^bits
+        (:func:`ldp_rec.codec.tuning.band_tuned_privunitg`); ``self`` when p or γ is fixed by the caller."""
+        if self.p_override is not None or self.gamma_override is not None:
+            return self
+        from ..codec.tuning import band_tuned_privunitg
+
+        return band_tuned_privunitg(float(epsilon), int(self.dim), int(bits), clip=float(self.clip))
+
     @property
     def reference(self) -> GaussianReference:
         return GaussianReference(int(self.dim))

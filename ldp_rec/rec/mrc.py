@@ -240,6 +240,14 @@ class FixedCandidates(Simulator):
     def index_limit(self) -> int:
         return self.n_candidates
 
+    def check_mechanism(self, mechanism) -> None:
+        """Needs a bounded ratio (c_max/c_min ≤ e^ε): the transcript's bound and the finite-N unbiasing
+        are stated in c_min, c_max (a target may still be unbounded: :meth:`check_target`)."""
+        lo, hi = mechanism.log_ratio_bounds()
+        if not (np.isfinite(lo) and np.isfinite(hi)):
+            raise IncompatibleError(f"{self.name} needs a bounded density ratio, but the mechanism's log bounds "
+                                    f"are ({lo}, {hi})")
+
     def expected_codelength(self, kl_bits: float = 0.0) -> float:
         """Fixed-length index: ``bits`` (ORC's entropy-coded size is reported separately)."""
         return float(self.bits)
