@@ -12,7 +12,7 @@ Every code takes ``v >= 1``. A 0-based candidate index ``i`` is coded as ``v = i
   minimal binary code of ``z = v - 2^{hk}`` in ``[0, m)``, ``m = 2^{(h+1)k} - 2^{hk}``: with
   ``s = ceil(log2 m)``, ``z < 2^s - m`` takes ``s - 1`` bits, else ``z + 2^s - m`` takes ``s``.
   For ``k >= 2`` that is ``s = (h+1)k`` and the short branch is ``z < 2^{hk}``; ζ_1 = γ.
-  ζ_k is matched to a power law ``P(v) ∝ v^{-(1+1/k)}`` (:class:`~.models.ZetaModel`).
+  ζ_k is matched to a power law ``P(v) ∝ v^{-(1+1/k)}``.
 
 Scalar ``encode``/``decode`` go through :class:`~.bits.BitWriter`/``BitReader`` and accept any
 Python integer; the batch paths ``encode_many``/``decode_many`` are vectorised (numpy fields +
@@ -33,7 +33,7 @@ from .bits import BitReader, BitWriter, check_tail, count_zeros_at, pack_fields,
 
 __all__ = [
     "IntegerCode", "FixedLength", "EliasGamma", "EliasDelta", "ZetaCode",
-    "encode_indices", "decode_indices", "expected_length", "floor_log2", "zigzag",
+    "encode_indices", "decode_indices", "floor_log2", "zigzag",
 ]
 
 _MAX_BATCH = (1 << 63) - 1
@@ -99,11 +99,6 @@ class IntegerCode(abc.ABC):
     @abc.abstractmethod
     def _decode_kernel(self, buf, limit, count): ...
 
-    @abc.abstractmethod
-    def length_intervals(self, upto: int) -> tuple[list, np.ndarray]:
-        """``(starts, lengths)`` (Python ints, int array): the length is ``lengths[j]`` on
-        ``[starts[j], starts[j+1])``; the intervals cover ``[1, min(upto, code range)]`` and the
-        last entry of ``lengths`` is a 0 placeholder."""
 
     def encode_many(self, values) -> tuple[bytes, int]:
         """Code words of ``values`` concatenated: ``(data, nbits)`` (zero-padded bytes)."""
@@ -205,8 +200,6 @@ class FixedLength(IntegerCode):
     def _rows_kernel(self):
         return _rows_fixed, self.bits
 
-    def length_intervals(self, upto):
-        return [1, (1 << self.bits) + 1], np.array([self.bits, 0])
 
 
 @dataclass(frozen=True)
@@ -280,17 +273,6 @@ class ZetaCode(IntegerCode):
     def _rows_kernel(self):
         return _rows_zeta, self.k
 
-    def length_intervals(self, upto):
-        starts, lens, h = [], [], 0
-        while (1 << (h * self.k)) < upto:
-            a = 1 << (h * self.k)
-            if self.k == 1:
-                starts.append(a), lens.append(2 * h + 1)
-            else:
-                starts += [a, 2 * a]
-                lens += [h + (h + 1) * self.k, h + 1 + (h + 1) * self.k]
-            h += 1
-        return starts + [1 << (h * self.k)], np.array(lens + [0])
 
 
 class EliasGamma(ZetaCode):
@@ -338,13 +320,6 @@ class EliasDelta(IntegerCode):
     def _rows_kernel(self):
         return _rows_delta, 0
 
-    def length_intervals(self, upto):
-        starts, lens, n = [], [], 0
-        while (1 << n) < upto:
-            starts.append(1 << n)
-            lens.append(n + 2 * ((n + 1).bit_length() - 1) + 1)
-            n += 1
-        return starts + [1 << n], np.array(lens + [0])
 
 
 @nb.njit(cache=True)
@@ -458,16 +433,3 @@ def encode_indices(code: IntegerCode, indices) -> tuple[bytes, int]:
 def decode_indices(code: IntegerCode, data: bytes, count: int, nbits: int | None = None) -> np.ndarray:
     """Inverse of :func:`encode_indices`."""
     return code.decode_many(data, count, nbits) - 1
-
-
-def expected_length(code: IntegerCode, model, *, tail_tol: float = 1e-12) -> float:
-    """``E[len(K)]`` in bits under ``model`` (an :class:`~.models.IndexModel`), exact up to
-    float rounding: the length is constant on intervals (``code.length_intervals``), so the
-    expectation is ``Σ_j len_j · P[a_j <= K < a_{j+1}]`` with masses from ``model.sf``.
-    Raises :class:`ParameterError` when more than ``tail_tol`` of the mass lies beyond the
-    code's range (``2**bits`` for FixedLength) or beyond ``2**1000``."""
-    starts, lens = code.length_intervals(1 << 1000)
-    sf = np.asarray(model.sf(np.array([float(a - 1) for a in starts])), dtype=np.float64)
-    if sf[-1] > tail_tol:
-        raise ParameterError(f"model puts mass {sf[-1]:.3g} beyond the code's range")
-    return float(np.sum((sf[:-1] - sf[1:]) * lens[:-1]))

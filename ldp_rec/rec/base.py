@@ -1,19 +1,22 @@
-"""The channel-simulation contract: targets, messages and simulators.
+"""The channel-simulation contract on arrays of users: targets, encoded messages and simulators.
 
-A *target* describes, for a batch of n clients, the distributions ``Q_c`` to simulate relative
-to one public reference ``P``, each client on its own shared stream (``keys[c]``):
+A *target* describes, for a batch of n users, the distributions ``Q_c`` to simulate relative
+to one public reference ``P``, each user on its own shared stream (``keys[c]``):
 
 * :meth:`Target.log_ratio_block` ``(start, count) -> (n, count)``: ``log r_c(Z_{c,i})`` for the
-  candidates ``i = start … start+count-1`` of each client's stream, vectorised (fused kernels
+  candidates ``i = start … start+count-1`` of each user's stream, vectorised (fused kernels
   where the mechanism allows it);
-* :meth:`Target.candidates` ``(indices) -> (n, dim)``: each client's candidate at its index,
+* :meth:`Target.candidates` ``(indices) -> (n, dim)``: each user's candidate at its index,
   regenerated alone (what a decoder calls);
 * ``bounds``: ``(log c_min, log c_max)``, ±inf when unbounded.
 
-A *simulator* turns a target into one message per client (an index, or a search path for
-branch-and-bound GPRS) with private randomness ``rng``, and decodes messages back to samples
-using only the shared streams. It declares whether its output is exact (distributed as Q) and
-its transcript privacy (:class:`~ldp_rec.privacy.events.TranscriptPrivacy`, references.md §4).
+A *simulator* (:class:`Simulator`) encodes all n users at once with private randomness ``rng``,
+``encode(target, *, rng) -> Encoded(indices, steps)``, and decodes ``decode(indices, reference, keys)``
+from the shared streams alone. Through the same object it declares what the rest of the library
+needs, so nothing dispatches on its type: its transcript event (references.md §4), the mechanisms it
+accepts, its selection law's effect on a cap mechanism's unbiasing (references.md §3), and what the
+audit may compute of ``P[K = k | candidates]``. Branch-and-bound GPRS, whose message is a search path,
+is the one :class:`PathSimulator`.
 """
 
 from __future__ import annotations
