@@ -42,8 +42,10 @@ def test_resumed_run_equals_uninterrupted_run(tmp_path, mode):
     np.testing.assert_array_equal(resumed.params, whole.params)
     np.testing.assert_array_equal(resumed.velocity, whole.velocity)
     np.testing.assert_array_equal(resumed.ledger.counts, whole.ledger.counts)
-    strip = [{k: v for k, v in r.items() if k != "seconds"} for r in whole.rows]
-    assert [{k: v for k, v in r.items() if k != "seconds"} for r in resumed.rows] == strip
+    timing = ("seconds", "warm_up")
+    strip = [{k: v for k, v in r.items() if k not in timing} for r in whole.rows]
+    assert [{k: v for k, v in r.items() if k not in timing} for r in resumed.rows] == strip
+    assert [r["warm_up"] for r in resumed.rows] == [True, True, False]  # the resumed process warmed up again
     assert resumed.rows[-1]["accuracy"] == whole.rows[-1]["accuracy"]
     assert resumed.final_record() == whole.final_record()
     assert json.loads(checkpoint.paths(tmp_path / mode)[1].read_text())["round"] == 3
@@ -64,3 +66,62 @@ def test_checkpoint_of_another_config_or_version_is_refused(tmp_path):
     js.write_text(json.dumps({**doc, "round": 7}))
     with pytest.raises(ParameterError, match="torn write"):
         FederationServer.resume(cfg, tmp_path / "ldp")
+
+
+def _session_processes(sid: int) -> list[int]:
+    import os
+
+    pids = []
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                fields = open(f"/proc/{d}/stat").read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[3]) == sid and fields[0] != "Z":
+                pids.append(int(d))
+    return pids
+
+
+@pytest.mark.slow
+def test_ctrl_c_on_ldp_rec_fl_then_resume(tmp_path):
+    """The one Ray test here: Ctrl-C (SIGINT to the process group, as a terminal sends it) stops
+    `ldp-rec fl` on the first press, writes the completed rounds marked interrupted, and leaves no
+    process behind; --resume then ends exactly where the uninterrupted in-process run ends."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "run" / "result.json"
+    conf = tmp_path / "run.toml"
+    conf.write_text('dataset = "digits"\npartition = "iid"\nclients = 12\nnodes = 1\nrounds = 60\nmode = "ldp"\n'
+                    "private-seed = 0\n")
+    cmd = [sys.executable, "-m", "ldp_rec.cli", "fl", "--config", str(conf), "--out", str(out)]
+    proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    first = checkpoint.paths(out.parent / "result.checkpoint" / "ldp")[1]
+    deadline = time.monotonic() + 500  # Ray's start-up on a loaded 2-core machine
+    while not first.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert first.exists(), proc.communicate()[0][-3000:]
+    os.killpg(proc.pid, signal.SIGINT)
+    log, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 130, log[-3000:]
+    res = json.loads(out.read_text(), parse_constant=lambda c: pytest.fail(f"bare {c} in the result"))
+    done = res["rounds_completed"]["ldp"]
+    assert res["interrupted"] is True and 1 <= done < 60 and len(res["runs"]["ldp"]) == done
+    assert "ldp-rec fl --resume" in log and "Traceback" not in log
+    time.sleep(5)
+    assert _session_processes(proc.pid) == []  # Ray's raylet, GCS and workers are gone
+    again = subprocess.run([sys.executable, "-m", "ldp_rec.cli", "fl", "--resume", str(out)], capture_output=True,
+                           text=True, timeout=900)
+    assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-2000:]
+    res = json.loads(out.read_text())
+    assert res["interrupted"] is False and res["summary"]["ldp"]["resumed_from_round"] == done
+    cfg = FLConfig(dataset="digits", partition="iid", clients=12, nodes=1, rounds=60, mode="ldp", private_seed=0)
+    whole = run_in_process(cfg)[2]
+    timing = ("seconds", "warm_up", "private_coins")
+    assert [{k: v for k, v in r.items() if k not in timing} for r in res["runs"]["ldp"]] == \
+        [{k: v for k, v in r.items() if k not in timing} for r in whole.rows]
+    assert not (out.parent / "result.checkpoint").exists()  # removed once the run completed

@@ -21,7 +21,9 @@ continues from the last completed round.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import threading
 import time
 from pathlib import Path
 
@@ -60,9 +62,10 @@ def run_flower(cfg: FLConfig, *, progress=None, poll_interval: float | None = No
             progress(row)
 
     t0 = time.perf_counter()
-    with flower_poll_interval(poll_interval):
+    abort = threading.Event()  # set if the engine fails: the ServerApp thread then stops waiting for replies
+    with flower_poll_interval(poll_interval), engine_failure(abort):
         run_simulation(
-            server_app=build_server_app(cfg, rows, on_round, sink, server),
+            server_app=build_server_app(cfg, rows, on_round, sink, server, abort),
             client_app=client_app,
             num_supernodes=cfg.nodes,
             backend_config={"client_resources": {"num_cpus": 1, "num_gpus": 0.0},
@@ -76,6 +79,30 @@ def run_flower(cfg: FLConfig, *, progress=None, poll_interval: float | None = No
     if len(rows) != cfg.rounds and not (server is not None and server.stop.is_set()):
         raise RuntimeError(f"the simulation finished {len(rows)} of {cfg.rounds} rounds; see the Flower log above")
     return rows, wall
+
+
+@contextlib.contextmanager
+def engine_failure(abort: threading.Event):
+    """Around ``run_simulation``: if it raises (Ray cannot start, the engine crashed), set ``abort`` so
+    the ServerApp thread ends instead of waiting for replies that never come, and report the engine's
+    failure as a :class:`~ldp_rec.errors.RunFailedError` (one line) naming its root cause."""
+    from ..errors import LdpRecError, RunFailedError
+
+    try:
+        yield
+    except LdpRecError:  # the ServerApp's own (for example every reply failed)
+        abort.set()
+        raise
+    except Exception as exc:
+        abort.set()
+        root = exc
+        while root.__cause__ is not None or (root.__context__ is not None and not root.__suppress_context__):
+            root = root.__cause__ or root.__context__
+        raise RunFailedError(f"Flower's simulation engine failed ({type(root).__name__}: "
+                             f"{' '.join(str(root).split()) or 'no message'}); the run was stopped") from exc
+    except BaseException:
+        abort.set()
+        raise
 
 
 def raw_candidate_draw_seconds(cfg: FLConfig, *, reps: int = 3) -> float:
@@ -103,10 +130,11 @@ def raw_candidate_draw_seconds(cfg: FLConfig, *, reps: int = 3) -> float:
 
 def summarise(rows: list[dict]) -> dict:
     """The run's figures from its rows. Round seconds run from a round's planning to its evaluation
-    (never the run's start-up); ``user_updates_per_second`` also leaves out round 1 when there are
-    later rounds, since round 1 carries the nodes' warm-up (imports, compilation, first allocation)."""
+    (never the run's start-up); ``user_updates_per_second`` and ``median_round_seconds_after_first``
+    also leave out the warm-up rounds (a run's round 1 and a resumed run's first round, ``warm_up``),
+    which carry the nodes' start-up (Ray workers, imports, compilation, first allocation)."""
     last = rows[-1]
-    steady = rows[1:] if len(rows) > 1 else rows
+    steady = [r for r in rows if not r.get("warm_up", r is rows[0])] or rows
     return {
         "final_accuracy": last["accuracy"], "best_accuracy": max(r["accuracy"] for r in rows),
         "payload_bits_per_client": float(np.mean([r["payload_bits_per_client"] for r in rows])),
@@ -363,7 +391,7 @@ def run_one(args) -> int:
         print(f"ldp-rec round time / (ldp round time + raw candidate draw {rec['raw_candidate_draw_seconds']:.2f} s) = "
               f"{rec['round_time_ratio']:.2f}; payload bits saved vs ldp: {rec['bits_saved_factor']:.0f}x")
     for mode, s in summary.items():
-        print(f"{mode:8s} user updates per second (rounds after the first): {s['user_updates_per_second']:.0f}")
+        print(f"{mode:8s} user updates per second (without warm-up rounds): {s['user_updates_per_second']:.0f}")
     print(f"private coins: {coins}")
     print(f"wrote {out} (+ .rounds.csv, .summary.csv) and {png}")
     if interrupted:

@@ -90,6 +90,7 @@ class FederationServer:
         self.rows: list[dict] = []
         self.checkpoint: Path | None = None  # save every completed round here (module doc)
         self.stop = threading.Event()  # set: the runners stop after the round in progress
+        self._recorded = False  # has this object recorded a round (see record)
         self._check_budget()
 
     # ---- set-up
@@ -221,8 +222,12 @@ class FederationServer:
 
     def record(self, row: dict, loss: float, accuracy: float) -> dict:
         """Complete the round: its row gets the evaluation and the round's seconds (from :meth:`plan`
-        to now: the round's work, without the run's start-up); saved to ``checkpoint`` if set."""
-        row = {**row, "accuracy": accuracy, "loss": loss, "seconds": time.perf_counter() - self._t0}
+        to now), with ``warm_up`` true for the first round this server ran (a fresh run's round 1, a
+        resumed run's first round), whose seconds include the nodes' start-up; saved to
+        ``checkpoint`` if set."""
+        row = {**row, "accuracy": accuracy, "loss": loss, "seconds": time.perf_counter() - self._t0,
+               "warm_up": not self._recorded}  # this process's first round: its seconds carry the start-up
+        self._recorded = True
         self.rows.append(row)
         if self.checkpoint is not None:
             self.save(self.checkpoint)
