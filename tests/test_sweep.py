@@ -173,3 +173,37 @@ def test_a_bad_point_is_refused_before_any_point_runs(tmp_path):
     assert cli.main(["dme", "--config", str(tmp_path / "run.toml"), "--sweep", "epsilon=1,2", "--out", str(out)]) == 0
     assert cli.main(["dme", "--sweep", "epsilon=1,2", "--out", str(tmp_path / "b")]) == 2  # no mechanism
     assert not (tmp_path / "b").exists()
+
+
+@pytest.mark.parametrize("module, name", [(fl, "fl"), (dme, "dme")])
+def test_example_run_configs_parse(module, name):
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "simulations" / f"{name}_run_example.toml"
+    args, axes = _resolve(module, ["--config", str(path)])
+    assert len(runconfig.expand(args, axes)) == 9 and args.out.startswith("results/")
+    with pytest.raises(ParameterError, match="unknown key 'default'"):  # the suites' grid files are not run configs
+        _resolve(module, ["--config", str(path.with_name(f"{name}_default.toml"))])
+
+
+def test_quiet_logs_go_to_the_file_and_are_restored(tmp_path, capsys):
+    import logging
+    import warnings
+
+    from flwr.supercore.logger import console_handler
+
+    from ldp_rec.experiments.runlog import quiet_logs
+
+    level, handlers = console_handler.level, list(logging.getLogger("flwr").handlers)
+    with quiet_logs(tmp_path / "run.log") as path:
+        logging.getLogger("flwr").info("flower says hello")
+        logging.getLogger("ldp_rec.fl").warning("node 3 failed")
+        warnings.warn("ray tip", FutureWarning)
+    text = path.read_text()
+    assert "flower says hello" in text and "node 3 failed" in text and "ray tip" in text
+    captured = capsys.readouterr()
+    assert "hello" not in captured.out + captured.err and "node 3" not in captured.out + captured.err
+    assert console_handler.level == level and logging.getLogger("flwr").handlers == handlers
+    with quiet_logs(tmp_path / "other.log", verbose=True) as path:
+        assert path is None
+    assert not (tmp_path / "other.log").exists()
