@@ -121,15 +121,52 @@ def _user_batches(n: int, per_user_bytes: int):
         yield slice(s, min(s + step, n))
 
 
+_SIGN_BITS = 32  # random signs taken from each uniform of the key's stream
+
+
+@nb.njit(cache=True)
+def _signs_from_uniforms(u, D):
+    """σ_i = 1 − 2·bit (i mod 32) of ⌊u_{⌊i/32⌋}·2³²⌋: the top 32 bits of each 53-bit uniform, one row per user."""
+    n = u.shape[0]
+    out = np.empty((n, D))
+    for r in range(n):
+        for i in range(D):
+            w = np.uint64(u[r, i // 32] * 4294967296.0)
+            out[r, i] = 1.0 - 2.0 * np.float64((w >> np.uint64(i % 32)) & np.uint64(1))
+    return out
+
+
+@nb.njit(cache=True)
+def _floyd_subsets(u, D):
+    """Floyd's algorithm F2 (Bentley & Floyd, CACM 1987), one row per user: a uniform k-subset of
+    {0 … D−1} from k uniforms u_j, j = 0 … k−1: t = ⌊u_j (D−k+j+1)⌋, add t unless taken, else add D−k+j."""
+    n, k = u.shape
+    out = np.empty((n, k), dtype=np.int64)
+    taken = np.zeros(D, dtype=np.bool_)
+    for r in range(n):
+        for j in range(k):
+            top = D - k + j
+            t = min(np.int64(u[r, j] * (top + 1)), top)
+            if taken[t]:
+                t = top
+            taken[t] = True
+            out[r, j] = t
+        for j in range(k):
+            taken[out[r, j]] = False
+        out[r].sort()
+    return out
+
+
 def srht_draws(keys, dim: int, proj_dim: int) -> tuple[np.ndarray, np.ndarray]:
-    """The SRHT's random signs σ (n, D) in {±1} and sorted row indices (n, k) of each key: candidate 0 of
-    the key's uniform stream gives σ_j = sign(½ − U_j), candidate 1 gives the k rows with the smallest
-    uniforms (a uniform k-subset of {0 … D−1}, without replacement)."""
+    """The SRHT's random signs σ (n, D) in {±1} and sorted row indices (n, k) for each key, from candidate 0
+    of the key's uniform stream: its first ⌈D/32⌉ uniforms give 32 sign bits each (the top bits of a uniform
+    of :mod:`ldp_rec.rec.randomness`, (w + ½)·2⁻⁵³ with w a uniform 53-bit integer), and its next k give the
+    rows by Floyd's algorithm (:func:`_floyd_subsets`, a uniform k-subset, without replacement)."""
     D = padded_dim(dim)
-    U = randomness.block(keys, 0, 2, D, "uniform")
-    signs = np.where(U[:, 0, :] < 0.5, 1.0, -1.0)
-    rows = np.sort(np.argpartition(U[:, 1, :], proj_dim - 1, axis=1)[:, :proj_dim], axis=1)
-    return signs, rows
+    nw = -(-D // _SIGN_BITS)
+    U = randomness.block(keys, 0, 1, nw + proj_dim, "uniform")[:, 0, :]
+    signs = _signs_from_uniforms(np.ascontiguousarray(U[:, :nw]), D)
+    return signs, _floyd_subsets(np.ascontiguousarray(U[:, nw:]), D)
 
 
 def _srht_apply(X, keys, k):
@@ -173,12 +210,29 @@ def _gaussian_lift(Z, keys, d):
     return out / math.sqrt(k)
 
 
-def orthonormal_matrix(key, dim: int, proj_dim: int) -> np.ndarray:
-    """W = √(d/k) Qᵀ (k, d) for one key: Q the Haar orthonormal d×k factor of the key's Gaussian rows."""
-    G = randomness.block(np.array([key], dtype=np.uint64), 0, proj_dim, dim)[0].astype(np.float64)
-    Q, R = np.linalg.qr(G.T)
-    Q *= np.where(np.diag(R) < 0, -1.0, 1.0)
-    return math.sqrt(dim / proj_dim) * Q.T
+def orthonormal_matrices(keys, dim: int, proj_dim: int) -> np.ndarray:
+    """W = √(d/k) Qᵀ (n, k, d), one per key: Q the Haar orthonormal d×k factor of the key's Gaussian rows
+    (stacked QR, the signs of diag R made positive)."""
+    G = randomness.block(np.asarray(keys, dtype=np.uint64).reshape(-1), 0, proj_dim, dim).astype(np.float64)
+    Q, R = np.linalg.qr(np.swapaxes(G, 1, 2))
+    Q *= np.where(np.diagonal(R, axis1=1, axis2=2) < 0, -1.0, 1.0)[:, None, :]
+    return math.sqrt(dim / proj_dim) * np.swapaxes(Q, 1, 2)
+
+
+def _orthonormal_apply(X, keys, k):
+    n, d = X.shape
+    out = np.empty((n, k))
+    for sl in _user_batches(n, 16 * k * d):
+        out[sl] = np.einsum("nkd,nd->nk", orthonormal_matrices(keys[sl], d, k), X[sl])
+    return out
+
+
+def _orthonormal_lift(Z, keys, d):
+    n, k = Z.shape
+    out = np.empty((n, d))
+    for sl in _user_batches(n, 16 * k * d):
+        out[sl] = np.einsum("nkd,nk->nd", orthonormal_matrices(keys[sl], d, k), Z[sl])
+    return out
 
 
 def _check_keys(keys, n: int) -> np.ndarray:
@@ -200,7 +254,7 @@ def project(X, keys, *, kind: str, proj_dim: int) -> np.ndarray:
         return _srht_apply(X, keys, proj_dim)
     if kind == "gaussian":
         return _gaussian_apply(X, keys, proj_dim)
-    return np.stack([orthonormal_matrix(key, d, proj_dim) @ x for key, x in zip(keys, X)]) if n else np.zeros((0, proj_dim))
+    return _orthonormal_apply(X, keys, proj_dim)
 
 
 def lift(Z, keys, *, kind: str, dim: int) -> np.ndarray:
@@ -215,7 +269,7 @@ def lift(Z, keys, *, kind: str, dim: int) -> np.ndarray:
         return _srht_lift(Z, keys, dim)
     if kind == "gaussian":
         return _gaussian_lift(Z, keys, dim)
-    return np.stack([orthonormal_matrix(key, dim, k).T @ z for key, z in zip(keys, Z)]) if n else np.zeros((0, dim))
+    return _orthonormal_lift(Z, keys, dim)
 
 
 def norm_mean(kind: str, dim: int, proj_dim: int) -> float:
