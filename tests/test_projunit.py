@@ -255,3 +255,27 @@ def test_bad_parameters_and_inputs():
         cod.encode(np.ones((2, 10)) / 4, run_seed=0, round=0, clients=[1])
     with pytest.raises(InputError):
         P.fwht(np.ones(12))
+
+
+# --------------------------------------------------------------------------- the FL path
+def test_fl_config_projection_and_wide_models():
+    from ldp_rec.fl import models
+    from ldp_rec.fl.config import FLConfig
+    from ldp_rec.fl.federation import make_fl_model, load_data, privatize_cohort, round_codec
+
+    cfg = FLConfig(model="mlp", width=320, mode="ldp-rec", codec="subset", projection="srht", private_seed=0)
+    dim = models.num_params(make_fl_model(cfg, load_data(cfg)))
+    assert dim == 64 * 320 + 320 + 320 * 10 + 10 >= 20_000
+    cod = round_codec(cfg, dim)
+    assert isinstance(cod, ProjectedCodec) and cod.mechanism.proj_dim == default_proj_dim(4.0, dim)
+    assert FLConfig.from_record(cfg.to_record()) == cfg
+    U = np.random.default_rng(8).standard_normal((6, dim)) * 1e-3
+    res = privatize_cohort(cfg, U, 1, np.arange(6), np.random.default_rng(9))
+    dec = round_codec(cfg, dim).decode(res.payloads, run_seed=cfg.seed, round=1, clients=np.arange(6))
+    assert dec.ok.all() and all(cod.payload_bits(p) == default_bits(4.0) for p in res.payloads)
+    assert isinstance(round_codec(cfg.replace(mode="ldp"), dim).inner.name, str)  # floats of R^k
+    assert models.num_params(models.make_model("cnn", (1, 28, 28), 10, channels=32)) > 20_000
+    for bad in ({"projection": "fourier"}, {"projection": "srht", "mechanism": "privunit2"},
+                {"projection": "srht", "mode": "none"}, {"proj_dim": -1}, {"width": -2}):
+        with pytest.raises(ParameterError):
+            FLConfig(**bad)

@@ -15,6 +15,7 @@ from .._validation import check_epsilon, check_positive_int
 from ..errors import ParameterError
 
 MODES = ("none", "cdp", "ldp", "ldp-rec")
+PROJECTIONS = ("none", "srht", "gaussian")
 SAMPLINGS = ("all", "fixed", "poisson")
 PRIVATE_COINS_OS = "os-entropy"
 PRIVATE_COINS_SEEDED = "seeded (simulation only, not private against the server)"
@@ -45,6 +46,9 @@ HELP = {
     "local_epochs": "local epochs",
     "batch_size": "local minibatch size (0: full batch)",
     "model": "logreg | mlp | cnn | package.module:factory (your own torch model, see ldp_rec.fl.models.make_model)",
+    "width": "mlp hidden units / cnn first-layer channels (0: 64 / 8)",
+    "projection": "random projection before PrivUnitG (ProjUnit, Asi et al. 2023): none | srht | gaussian",
+    "proj_dim": "projected dimension k (0: the default from the ProjUnit analysis)",
     "partition": "per_example | iid | dirichlet | natural (the data set's own users: FEMNIST's writers, a loader's users)",
     "dirichlet_alpha": "concentration of the dirichlet partition",
     "synthetic_alpha": "Synthetic(alpha, beta): alpha",
@@ -109,6 +113,8 @@ class FLConfig:
     noise_multiplier: float = 0.0  # cdp: σ of DP-FedAvg (0: calibrated to reach `epsilon` after `rounds`)
     bits: int = 0  # 0: the codec's default (ceil(eps*log2 e) + 4 for MRC-type codecs)
     alpha: float = 2.0  # PPR
+    projection: str = "none"  # random projection before the mechanism: none | srht (FastProjUnit) | gaussian (ProjUnit)
+    proj_dim: int = 0  # k of the projection (0: ldp_rec.mechanisms.projunit.default_proj_dim)
     clip: float = 0.5  # tuned on digits (simulations/tune_fedsgd.py): 92% at eps=4 uncompressed
     server_lr: float = 4.0
     server_momentum: float = 0.0
@@ -116,6 +122,7 @@ class FLConfig:
     local_epochs: int = 1
     batch_size: int = 0  # 0: full batch
     model: str = "logreg"
+    width: int = 0  # mlp hidden units / cnn channels of the first layer (0: the model's default, 64 / 8)
     partition: str = "per_example"  # per_example | iid | dirichlet
     dirichlet_alpha: float = 0.5
     synthetic_alpha: float = 1.0
@@ -170,6 +177,12 @@ class FLConfig:
             raise ParameterError("server_momentum must be in [0, 1)")
         if self.partition not in PARTITIONS:
             raise ParameterError(f"unknown partition {self.partition!r}; choose one of {PARTITIONS}")
+        check_positive_int(self.width, "width", minimum=0)
+        check_positive_int(self.proj_dim, "proj_dim", minimum=0)
+        if self.projection not in PROJECTIONS:
+            raise ParameterError(f"unknown projection {self.projection!r}; choose one of {PROJECTIONS}")
+        if self.projection != "none" and (self.mechanism != "privunitg" or self.mode not in ("ldp", "ldp-rec")):
+            raise ParameterError("a projection runs PrivUnitG in R^k: it needs mechanism privunitg and mode ldp or ldp-rec")
         if self.partition == "natural" and self.dataset in ("digits", "mnist", "cifar10"):
             raise ParameterError(f"{self.dataset} has no natural split into users; use partition per_example, iid "
                                  "or dirichlet")

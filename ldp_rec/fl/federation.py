@@ -161,7 +161,9 @@ def load_data(cfg: FLConfig) -> FLData:
 
 
 def make_fl_model(cfg: FLConfig, data: FLData):
-    return models.make_model(cfg.model, data.input_shape, data.num_classes, seed=cfg.seed)
+    width = {"hidden": cfg.width} if cfg.model == "mlp" and cfg.width else (
+        {"channels": cfg.width} if cfg.model == "cnn" and cfg.width else {})
+    return models.make_model(cfg.model, data.input_shape, data.num_classes, seed=cfg.seed, **width)
 
 
 def default_bits(cfg: FLConfig) -> int | None:
@@ -213,13 +215,18 @@ def check_resources(cfg: FLConfig) -> None:
     check_memory(4.0 * 4 * per_node * dim, f"{per_node} users per node with a model of {dim} parameters",
                  "use a smaller model, more --nodes or a smaller cohort")
     if cfg.mode == "ldp-rec" and cfg.codec in FIXED_CANDIDATE_CODECS:
-        check_candidate_memory(codec=cfg.codec, bits=default_bits(cfg), users=per_node, dim=dim)
+        width = round_codec(cfg, dim).mechanism.proj_dim if cfg.projection != "none" else dim  # candidates in R^k
+        check_candidate_memory(codec=cfg.codec, bits=default_bits(cfg), users=per_node, dim=width)
 
 
 @functools.lru_cache(maxsize=16)
-def _codec(mode, mechanism, codec, epsilon, dim, clip, bits, alpha):
+def _codec(mode, mechanism, codec, epsilon, dim, clip, bits, alpha, projection="none", proj_dim=0):
     if mode in ("none", "cdp"):  # the clipped update as floats (cdp: to a trusted server that adds the noise)
         return make_codec(None, "none", dim=dim, clip=clip)
+    if projection != "none":  # ProjUnit front end: PrivUnitG in R^k behind the codec (ldp_rec.codec.projection)
+        mech = make_mechanism("fastprojunit" if projection == "srht" else "projunit", epsilon=epsilon, dim=dim,
+                              clip=clip, proj_dim=proj_dim, projection=projection)
+        return make_codec(mech, "none" if mode == "ldp" else codec, bits=bits, alpha=alpha if codec == "ppr" else None)
     if mode == "ldp":
         return make_codec(make_mechanism(mechanism, epsilon=epsilon, dim=dim, clip=clip), "none")
     opts = {"alpha": alpha} if codec == "ppr" else {}
@@ -228,7 +235,7 @@ def _codec(mode, mechanism, codec, epsilon, dim, clip, bits, alpha):
 
 def round_codec(cfg: FLConfig, dim: int):
     return _codec(cfg.mode, cfg.mechanism, cfg.codec, float(cfg.epsilon), int(dim), float(cfg.clip),
-                  default_bits(cfg), float(cfg.alpha))
+                  default_bits(cfg), float(cfg.alpha), cfg.projection, int(cfg.proj_dim))
 
 
 def private_coins(cfg: FLConfig, rnd: int, first_user: int) -> np.random.SeedSequence:

@@ -7,8 +7,9 @@ return logits ``(batch, num_classes)``. They hold no buffers, no BatchNorm and n
 * ``logreg``: multinomial logistic regression, one ``Linear(prod(shape), C)``;
   on digits 64·10 + 10 = 650 parameters.
 * ``mlp``: ``Linear(prod(shape), hidden) → ReLU → Linear(hidden, C)``.
-* ``cnn``: ``Conv(3×3, 8) → ReLU → MaxPool 2`` [``→ Conv(3×3, 16) → ReLU → MaxPool 2`` when the
-  image side is ≥ 16, e.g. 28×28 or 32×32] ``→ Linear(·, C)``; padding 1 keeps the side.
+* ``cnn``: ``Conv(3×3, c) → ReLU → MaxPool 2`` [``→ Conv(3×3, 2c) → ReLU → MaxPool 2`` when the
+  image side is ≥ 16, e.g. 28×28 or 32×32] ``→ Linear(·, C)``; padding 1 keeps the side; c = ``channels``
+  (default 8). Wider models (FLConfig ``width``) are for the projection front end's real-size runs.
 
 Initialisation reproduces PyTorch's default ``Linear``/``Conv2d`` init (Kaiming-uniform with
 a = √5 for weights, U(±1/√fan_in) for biases) drawn from a ``torch.Generator`` seeded with
@@ -80,6 +81,7 @@ def make_model(
     num_classes: int,
     *,
     hidden: int = 64,
+    channels: int = 8,
     seed: int = 0,
 ) -> nn.Module:
     """Build ``logreg``, ``mlp``, ``cnn`` or your own ``package.module:factory`` (module doc) for inputs of
@@ -89,6 +91,7 @@ def make_model(
         raise ParameterError(f"input_shape must be positive, got {input_shape!r}")
     num_classes = check_positive_int(num_classes, "num_classes", minimum=2)
     hidden = check_positive_int(hidden, "hidden")
+    channels = check_positive_int(channels, "channels")
     if isinstance(name, str) and ":" in name:
         return make_custom_model(name, shape, num_classes, seed=seed)
     if name not in MODELS:
@@ -96,12 +99,12 @@ def make_model(
     # nn.Linear/nn.Conv2d initialise themselves from the global RNG on construction: build under
     # fork_rng (which restores the global state) and re-initialise from our own generator.
     with torch.random.fork_rng(devices=[]):
-        model = _build(name, shape, num_classes, hidden)
+        model = _build(name, shape, num_classes, hidden, channels)
     _reset_parameters(model, torch.Generator().manual_seed(int(seed)))
     return model
 
 
-def _build(name: str, shape: tuple[int, ...], num_classes: int, hidden: int) -> nn.Module:
+def _build(name: str, shape: tuple[int, ...], num_classes: int, hidden: int, channels: int = 8) -> nn.Module:
     n_in = int(np.prod(shape))
     if name == "logreg":
         model = nn.Sequential(nn.Flatten(), nn.Linear(n_in, num_classes))
@@ -111,11 +114,11 @@ def _build(name: str, shape: tuple[int, ...], num_classes: int, hidden: int) -> 
         if len(shape) != 3:
             raise ParameterError(f"cnn needs input_shape (C, H, W), got {shape}")
         c, h, w = shape
-        layers: list[nn.Module] = [Reshape(shape), nn.Conv2d(c, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2)]
-        h, w, ch = h // 2, w // 2, 8
+        layers: list[nn.Module] = [Reshape(shape), nn.Conv2d(c, channels, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2)]
+        h, w, ch = h // 2, w // 2, channels
         if min(shape[1:]) >= 16:
-            layers += [nn.Conv2d(8, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2)]
-            h, w, ch = h // 2, w // 2, 16
+            layers += [nn.Conv2d(channels, 2 * channels, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2)]
+            h, w, ch = h // 2, w // 2, 2 * channels
         layers += [nn.Flatten(), nn.Linear(ch * h * w, num_classes)]
         model = nn.Sequential(*layers)
     return model
