@@ -105,9 +105,10 @@ def engine_failure(abort: threading.Event):
         raise
 
 
-def raw_candidate_draw_seconds(cfg: FLConfig, *, reps: int = 3) -> float:
+def raw_candidate_draw_seconds(cfg: FLConfig, *, reps: int = 3, stop=None) -> float | None:
     """Baseline measured in the same run: seconds to draw one round's candidates (users × N × d
-    float32 normals) with numpy's default generator, the cost any REC encoder has to pay."""
+    float32 normals) with numpy's default generator, the cost any REC encoder has to pay. None if
+    the event ``stop`` is set before it is done (checked between chunks of 2^24 normals)."""
     from ..fl.federation import default_bits, load_data, make_fl_model
     from ..fl.models import num_params
 
@@ -122,6 +123,8 @@ def raw_candidate_draw_seconds(cfg: FLConfig, *, reps: int = 3) -> float:
         t0 = time.perf_counter()
         left = total
         while left > 0:
+            if stop is not None and stop.is_set():
+                return None
             rng.standard_normal(min(chunk, left), dtype=np.float32)
             left -= chunk
         times.append(time.perf_counter() - t0)
@@ -349,17 +352,19 @@ def run_one(args) -> int:
                 summary[mode] = {**summarise(rows), "wall_seconds": wall, "resumed_from_round": done[mode]}
             if stopper.requested:
                 break
-    interrupted = any(len(runs.get(m, [])) < servers[m].cfg.rounds for m in modes)
-    if summary and not interrupted and "ldp" in summary and "ldp-rec" in summary and \
-            config_from_args(args, "ldp-rec").codec_name in FIXED_CANDIDATE_CODECS:
-        rcfg = config_from_args(args, "ldp-rec")
-        say(f"measuring the raw candidate-draw timing baseline ({rcfg.codec}: every user's 2^bits x d normals, "
-            "3 repetitions)...")
-        raw = raw_candidate_draw_seconds(rcfg)
-        t_ldp, t_rec = summary["ldp"]["median_round_seconds"], summary["ldp-rec"]["median_round_seconds"]
-        summary["ldp-rec"]["raw_candidate_draw_seconds"] = raw
-        summary["ldp-rec"]["round_time_ratio"] = t_rec / (t_ldp + raw)  # goal: <= 1.5
-        summary["ldp-rec"]["bits_saved_factor"] = summary["ldp"]["payload_bits_per_client"] / summary["ldp-rec"]["payload_bits_per_client"]
+        interrupted = any(len(runs.get(m, [])) < servers[m].cfg.rounds for m in modes)
+        if summary and not interrupted and "ldp" in summary and "ldp-rec" in summary and \
+                servers["ldp-rec"].cfg.codec_name in FIXED_CANDIDATE_CODECS:
+            rcfg = servers["ldp-rec"].cfg
+            say(f"measuring the raw candidate-draw timing baseline ({rcfg.codec}: every user's 2^bits x d normals, "
+                "3 repetitions; Ctrl-C skips it)...")
+            raw = raw_candidate_draw_seconds(rcfg, stop=stopper.event)
+            if raw is not None:
+                t_ldp, t_rec = summary["ldp"]["median_round_seconds"], summary["ldp-rec"]["median_round_seconds"]
+                summary["ldp-rec"]["raw_candidate_draw_seconds"] = raw
+                summary["ldp-rec"]["round_time_ratio"] = t_rec / (t_ldp + raw)  # goal: <= 1.5
+                summary["ldp-rec"]["bits_saved_factor"] = (summary["ldp"]["payload_bits_per_client"]
+                                                           / summary["ldp-rec"]["payload_bits_per_client"])
     if not runs:
         say("interrupted before the first round completed: nothing to write")
         return 130

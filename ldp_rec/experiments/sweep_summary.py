@@ -76,7 +76,7 @@ def summarise_sweep(folder) -> tuple[dict, list[dict]]:
             row = {**g["params"], **({"mode": mode} if fl else {})}
             n = 0
             for k in metrics:
-                m, h, n_k = mean_ci(vals.get(k, []))
+                m, h, _ = mean_ci(vals.get(k, []))
                 row[f"{k}_mean"], row[f"{k}_ci95"] = m, h
                 n = max(n, len(vals.get(k, [])))
             row["seeds"], row["seeds_missing"] = n, g["missing"]
