@@ -68,6 +68,39 @@ def test_checkpoint_of_another_config_or_version_is_refused(tmp_path):
         FederationServer.resume(cfg, tmp_path / "ldp")
 
 
+
+def test_stoppable_grid_returns_replies_and_gives_up_once_stopped():
+    import threading
+    import time
+    from types import SimpleNamespace
+
+    from ldp_rec.fl.stopping import RunInterrupted, StoppableGrid
+
+    class Grid:
+        pull_interval = 0.01
+        pulls = 0
+
+        def push_messages(self, messages):
+            return [1, 2]
+
+        def pull_messages(self, ids):
+            self.pulls += 1
+            return [SimpleNamespace(metadata=SimpleNamespace(reply_to_message_id=1))] if self.pulls == 2 else []
+
+        def get_node_ids(self):
+            return [7]
+
+    stop = threading.Event()
+    grid = StoppableGrid(Grid(), stop)
+    assert grid.get_node_ids() == [7]  # everything else is the wrapped grid's
+    assert len(grid.send_and_receive([], timeout=0.2)) == 1  # one reply in, the other timed out
+    threading.Timer(0.05, stop.set).start()
+    t0 = time.monotonic()
+    with pytest.raises(RunInterrupted):
+        grid.send_and_receive([], timeout=600)
+    assert time.monotonic() - t0 < 300  # long before the round's timeout
+
+
 def _session_processes(sid: int) -> list[int]:
     import os
 

@@ -2,7 +2,8 @@
 
 Flower's ``Strategy.start`` has no stop hook, and ``Grid.send_and_receive`` waits for every reply
 (up to the round's timeout). :class:`StoppableGrid` wraps the ServerApp's grid with the same
-push-then-poll loop as Flower's in-memory grid, checking ``stop`` between polls, and raises
+push-then-poll loop as Flower's grids (``push_messages``, then ``pull_messages`` at the grid's
+interval until every reply is in or the timeout passes), waiting on ``stop`` between polls, and raises
 :class:`RunInterrupted` once it is set; the strategy raises it too before it plans a round. The
 ServerApp's main function catches it and returns the completed rounds, which ends the ServerApp
 thread, which makes Flower's simulation engine stop its workers and its Ray backend.
@@ -35,7 +36,8 @@ class StoppableGrid:
         msg_ids = set(self._grid.push_messages(messages))
         end = None if timeout is None else time.monotonic() + timeout
         replies = []
-        interval = float(getattr(self._grid, "pull_interval", 0.1))
+        # the wrapped grid's own polling interval (in-memory: pull_interval; Flower's HTTP grid sleeps 3 s)
+        interval = float(getattr(self._grid, "pull_interval", 3.0))
         while msg_ids and (end is None or time.monotonic() < end):
             got = list(self._grid.pull_messages(msg_ids))
             replies.extend(got)
