@@ -71,7 +71,6 @@ def test_checkpoint_of_another_config_or_version_is_refused(tmp_path):
 
 def test_stoppable_grid_returns_replies_and_gives_up_once_stopped():
     import threading
-    import time
     from types import SimpleNamespace
 
     from ldp_rec.fl.stopping import RunInterrupted, StoppableGrid
@@ -95,10 +94,8 @@ def test_stoppable_grid_returns_replies_and_gives_up_once_stopped():
     assert grid.get_node_ids() == [7]  # everything else is the wrapped grid's
     assert len(grid.send_and_receive([], timeout=0.2)) == 1  # one reply in, the other timed out
     threading.Timer(0.05, stop.set).start()
-    t0 = time.monotonic()
-    with pytest.raises(RunInterrupted):
+    with pytest.raises(RunInterrupted):  # raised (not a timed-out return): it gave up once stopped
         grid.send_and_receive([], timeout=600)
-    assert time.monotonic() - t0 < 300  # long before the round's timeout
 
 
 def _session_processes(sid: int) -> list[int]:
