@@ -82,7 +82,7 @@ def option_table(p: argparse.ArgumentParser) -> dict[str, argparse.Action]:
 def _key(key: str, known: dict, where: str) -> str:
     name = str(key).replace("-", "_")
     if name not in known:
-        close = difflib.get_close_matches(name, list(known), n=1)
+        close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.75)
         hint = f" (did you mean {close[0].replace('_', '-')!r}?)" if close else ""
         raise ParameterError(f"{where}: unknown key {key!r}{hint}; known keys: "
                              f"{', '.join(sorted(k.replace('_', '-') for k in known))}")
@@ -128,6 +128,9 @@ def load_config(path, known: dict[str, argparse.Action]) -> tuple[dict, dict]:
         raise ParameterError(f"{path}: 'sweep' must be a table of lists")
     values = {}
     for key, value in doc.items():
+        if isinstance(value, dict):
+            raise ParameterError(f"{path}: unknown table [{key}]; a run config has top-level keys (the options) "
+                                 "and an optional [sweep] table")
         name = _key(key, known, str(path))
         values[name] = convert(known[name], value, str(path))
     axes = {}
