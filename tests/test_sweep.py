@@ -207,3 +207,13 @@ def test_quiet_logs_go_to_the_file_and_are_restored(tmp_path, capsys):
     with quiet_logs(tmp_path / "other.log", verbose=True) as path:
         assert path is None
     assert not (tmp_path / "other.log").exists()
+
+
+def test_every_table_of_a_result_is_csv_beside_it(tmp_path):
+    rows = [{"eps": 1.0, "mse": math.inf, "ids": [1, 2]}, {"eps": 2.0, "mse": 0.5, "note": "x"}]
+    write_result(tmp_path / "r.json", {"config": {}, "rows": rows, "plain": [1, 2]}, tables={"extra": rows[:1]})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.extra.csv", "r.json", "r.rows.csv"]
+    table = _csv(tmp_path / "r.rows.csv")
+    assert list(table[0]) == ["eps", "mse", "ids", "note"]
+    assert table[0]["mse"] == "" and json.loads(table[0]["ids"]) == [1, 2] and table[1]["note"] == "x"
+    assert _strict(tmp_path / "r.json")["rows"][0]["mse"] is None

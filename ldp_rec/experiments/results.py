@@ -2,9 +2,11 @@
 
 Results are data: a JSON object ``{"schema": ..., "meta": {...}, "config": {...}, ...figures}``
 written once. :func:`write_result` refuses to overwrite an existing file unless ``force=True``.
-Every table of a result (per-round rows, per-mode summaries, a sweep's summary) is also written
-as CSV beside the JSON (:func:`write_table`: ``FILE.<table>.csv``; a header row, one row per
-record, empty cells for null, lists as JSON), so spreadsheets and pandas read it directly.
+Every table of a result is also written as CSV beside the JSON (:func:`write_table`:
+``FILE.<table>.csv``; a header row, one row per record, empty cells for null, lists as JSON), so
+spreadsheets and pandas read it directly: each top-level list of records (``rows``, ``rounds``, …)
+and the tables a runner names (per-round rows of every FL mode, per-mode summaries, a sweep's
+points and summary).
 """
 
 from __future__ import annotations
@@ -89,7 +91,8 @@ def _default(o):
 
 def write_result(path, result: dict, *, force: bool = False, tables: dict[str, list[dict]] | None = None) -> Path:
     """Write ``result`` (with ``meta`` added) as strict JSON (non-finite numbers as ``null``); never
-    overwrite silently. Each of ``tables`` (name -> rows) is also written as ``<stem>.<name>.csv``."""
+    overwrite silently. Each top-level list of records of ``result`` and each of ``tables`` (name ->
+    rows; these win over a list of the same name) is also written as ``<stem>.<name>.csv``."""
     path = Path(path)
     if path.exists() and not force:
         raise FileExistsError(f"{path} exists; choose another --out or pass --force")
@@ -98,7 +101,9 @@ def write_result(path, result: dict, *, force: bool = False, tables: dict[str, l
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_text(json.dumps(payload, indent=2, default=_default, allow_nan=False))
     tmp.replace(path)
-    for name, rows in (tables or {}).items():
+    found = {k: v for k, v in result.items()
+             if isinstance(v, list) and v and all(isinstance(r, dict) for r in v)}
+    for name, rows in {**found, **(tables or {})}.items():
         write_table(table_path(path, name), rows)
     return path
 
