@@ -163,3 +163,27 @@ def test_subprocess_dme_memory_refusal(tmp_path):
     proc = _cli(DME + ["--bits", "40", "--out", "r.json"], tmp_path)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr and "lower --bits" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1 and list(tmp_path.iterdir()) == []
+
+
+def test_fl_exits_when_the_simulation_engine_cannot_start(capsys, tmp_path, monkeypatch):
+    """Ray cannot start (here: the backend's constructor fails): the command reports it in one line and
+    returns, and the ServerApp thread stops instead of waiting for nodes (it used to wait forever)."""
+    import threading
+
+    import flwr.server.superlink.fleet.vce.backend.raybackend as raybackend
+
+    def unreachable(self, *a, **k):
+        raise ConnectionError("Could not connect to Ray at 10.255.255.1:6379")
+
+    monkeypatch.setattr(raybackend.RayBackend, "__init__", unreachable)
+    monkeypatch.chdir(tmp_path)
+    before = set(threading.enumerate())
+    rc = main(FL + ["--rounds", "3", "--out", "r.json"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and err[-1].startswith("ldp-rec: error: Flower's simulation engine failed (ConnectionError: "
+                                          "Could not connect to Ray"), err
+    for t in set(threading.enumerate()) - before:
+        if not t.daemon:  # the ServerApp thread; Python would wait for it at exit
+            t.join(timeout=120)  # a generous deadline: it ends within a polling interval
+            assert not t.is_alive(), f"thread {t.name} still running"
+    assert not (tmp_path / "r.json").exists()

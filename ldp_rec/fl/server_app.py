@@ -8,6 +8,7 @@ written to the ``out`` key if given); ``ldp-rec fl`` builds an app around an in-
 from __future__ import annotations
 
 import json
+import time
 
 from flwr.app import Context, MetricRecord
 from flwr.serverapp import Grid, ServerApp
@@ -18,15 +19,33 @@ from .stopping import RunInterrupted, StoppableGrid
 from .strategy import LdpRecFedAvg, params_record
 
 
+class EitherEvent:
+    """Set when any of ``events`` is (the ``is_set``/``wait`` that :class:`~.stopping.StoppableGrid` uses)."""
+
+    def __init__(self, *events) -> None:
+        self.events = [e for e in events if e is not None]
+
+    def is_set(self) -> bool:
+        return any(e.is_set() for e in self.events)
+
+    def wait(self, timeout: float) -> bool:
+        end = time.monotonic() + timeout
+        while not self.is_set() and time.monotonic() < end:
+            time.sleep(min(0.01, timeout))
+        return self.is_set()
+
+
 def run_federation(grid: Grid, cfg: FLConfig, on_round=None, sink: dict | None = None,
-                   server: FederationServer | None = None) -> list[dict]:
+                   server: FederationServer | None = None, abort=None) -> list[dict]:
     """Run ``cfg.rounds`` rounds on ``grid``; returns the per-round rows (``sink`` gets the server's
     final per-user privacy record as ``sink["privacy"]``). A given ``server`` (a resumed one)
     continues after its last completed round; once ``server.stop`` is set the run ends after the
-    completed rounds (:mod:`.stopping`)."""
+    completed rounds (:mod:`.stopping`). ``abort`` (an Event): set by the runner when the simulation
+    engine itself failed, so that this ServerApp thread stops waiting for replies that cannot come."""
     if server is None:
         server = FederationServer(cfg)  # refuses an impossible per-user budget before any training
     strategy = LdpRecFedAvg(server, on_round)
+    strategy.stop_event = stop = EitherEvent(server.stop, abort)
 
     def evaluate_fn(server_round, arrays):
         if server_round == 0:
@@ -36,10 +55,11 @@ def run_federation(grid: Grid, cfg: FLConfig, on_round=None, sink: dict | None =
         return MetricRecord({"accuracy": acc, "loss": loss})
 
     try:
-        strategy.start(grid=StoppableGrid(grid, server.stop), initial_arrays=params_record(server.params),
+        strategy.start(grid=StoppableGrid(grid, stop), initial_arrays=params_record(server.params),
                        num_rounds=cfg.rounds - server.rounds_done, timeout=cfg.timeout, evaluate_fn=evaluate_fn)
     except RunInterrupted:
-        pass
+        if abort is not None and abort.is_set():
+            return strategy.rows  # the engine failed; the runner reports it
     if sink is not None:
         sink["privacy"] = server.final_record()
     check_some_update(strategy.rows, strategy.last_failure)
@@ -57,12 +77,12 @@ def check_some_update(rows: list[dict], reason: str = "") -> None:
 
 
 def build_server_app(cfg: FLConfig, sink: list | None = None, on_round=None, extra: dict | None = None,
-                     server: FederationServer | None = None) -> ServerApp:
+                     server: FederationServer | None = None, abort=None) -> ServerApp:
     app = ServerApp()
 
     @app.main()
     def main(grid: Grid, context: Context) -> None:
-        rows = run_federation(grid, cfg, on_round, extra, server)
+        rows = run_federation(grid, cfg, on_round, extra, server, abort)
         if sink is not None:
             sink.extend(rows)
 

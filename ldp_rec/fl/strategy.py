@@ -53,12 +53,15 @@ def reply_of(msg) -> Reply:
         return Reply(failed=f"malformed reply: {exc}")
 
 
-def wait_for_nodes(grid, want: int, minimum: int, wait_s: float, *, poll_s: float = 0.1) -> list[int]:
+def wait_for_nodes(grid, want: int, minimum: int, wait_s: float, *, poll_s: float = 0.1, stop=None) -> list[int]:
     """Node ids once ``want`` are connected, or after ``wait_s`` seconds if at least ``minimum`` are
-    (it keeps waiting, and logs, while fewer than ``minimum`` are there)."""
+    (it keeps waiting, and logs, while fewer than ``minimum`` are there, until ``stop`` is set:
+    :class:`~.stopping.RunInterrupted`)."""
     t0 = time.monotonic()
     next_log = t0 + 10.0
     while True:
+        if stop is not None and stop.is_set():
+            raise RunInterrupted
         nodes = sorted(int(n) for n in grid.get_node_ids())
         waited = time.monotonic() - t0
         if len(nodes) >= want or (waited >= wait_s and len(nodes) >= minimum):
@@ -77,6 +80,7 @@ class LdpRecFedAvg(FedAvg):
         self.on_round = on_round
         self.rows = server.rows
         self.last_failure = ""  # the last failure or refusal a node reported (run_federation's error message)
+        self.stop_event = server.stop  # what ends the wait for nodes (run_federation adds the engine's failure)
         self.offset = server.rounds_done  # a resumed server: Flower's round 1 is the run's round offset + 1
 
     def configure_train(self, server_round, arrays, config, grid):
@@ -85,7 +89,7 @@ class LdpRecFedAvg(FedAvg):
         cfg = self.server.cfg
         wait = cfg.timeout if server_round == 1 else min(NODE_WAIT_S, cfg.timeout)
         server_round += self.offset
-        node_ids = wait_for_nodes(grid, cfg.nodes, cfg.min_nodes or 1, wait)
+        node_ids = wait_for_nodes(grid, cfg.nodes, cfg.min_nodes or 1, wait, stop=self.stop_event)
         if len(node_ids) < cfg.nodes:
             log.warning("round %d: %d of %d nodes missing; the cohort goes to the %d present", server_round,
                         cfg.nodes - len(node_ids), cfg.nodes, len(node_ids))
