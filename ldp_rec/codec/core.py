@@ -245,18 +245,24 @@ class Codec(abc.ABC):
     # ---- shared decoding
     def _decode_isolated(self, buf, starts, nbits, ok, errors, *, run_seed, round, clients) -> np.ndarray:
         """Estimates of the rows ``ok`` (updated in place with the rows that fail), then the range check."""
-        est = np.zeros((ok.size, self.dim))
         idx = np.flatnonzero(ok)
+        est = None
         if idx.size:
             try:
                 e, errs = self._decode_rows(buf, starts[idx], nbits[idx], run_seed=run_seed, round=round,
                                             clients=clients[idx])
-                est[idx] = e
+                if idx.size == ok.size:
+                    est = np.asarray(e, dtype=np.float64)
+                    est = est if est.flags.writeable else est.copy()
+                else:
+                    est = np.zeros((ok.size, self.dim))
+                    est[idx] = e
                 for i, err in zip(idx, errs):
                     if err is not None:
                         ok[i], errors[i], est[i] = False, err, 0.0
             except LdpRecError:
                 # a defect the decoder could not pin to a row: retry one by one to isolate it
+                est = np.zeros((ok.size, self.dim))
                 for i in idx:
                     try:
                         e, errs = self._decode_rows(buf, starts[i : i + 1], nbits[i : i + 1], run_seed=run_seed,
@@ -266,20 +272,21 @@ class Codec(abc.ABC):
                             raise DecodeError(errs[0])
                     except LdpRecError as exc:
                         ok[i], errors[i], est[i] = False, str(exc), 0.0
+        if est is None:
+            est = np.zeros((ok.size, self.dim))
         self._reject_out_of_range(est, ok, errors)
         return est
 
     def _reject_out_of_range(self, est: np.ndarray, ok: np.ndarray, errors: list) -> None:
         bound = self.output_norm_bound()
-        finite = np.isfinite(est).all(axis=1)
-        norms = np.full(len(est), np.inf)
-        if finite.any():
-            norms[finite] = np.linalg.norm(est[finite], axis=1)
+        with np.errstate(over="ignore", invalid="ignore"):
+            norms = np.sqrt(np.einsum("ij,ij->i", est, est))  # NaN or inf for a non-finite row
         bad = ok & ~(norms <= bound * (1 + 1e-6))  # float32 transport: relative slack 1e-6
         for i in np.flatnonzero(bad):
+            finite = bool(np.isfinite(est[i]).all())
             ok[i] = False
             errors[i] = (f"estimate outside the mechanism's output range (norm {norms[i]:.4g} > bound {bound:.4g})"
-                         if finite[i] else "estimate holds NaN or Inf")
+                         if finite else "estimate holds NaN or Inf")
         est[bad] = 0.0
 
     def payload_bits(self, payload: bytes) -> int:
@@ -486,7 +493,7 @@ class RecCodec(Codec):
         for r in np.flatnonzero(status == 3):
             errors[r] = f"over-long body: {k} code words end before bit {int(nbits[r])}"
         live = np.flatnonzero(status == 0)
-        est = np.zeros((m, self.dim))
+        est = np.zeros((m, self.dim)) if live.size < m else None
         for b, sim in enumerate(self._sims):  # indices past a simulator's range fail their row
             lim = sim.index_limit
             if lim is not None and live.size:
@@ -496,13 +503,22 @@ class RecCodec(Codec):
                 for r in live[bad]:
                     errors[r] = f"candidate index past the {lim} candidates of the code"
                 live = live[~bad]
+        if live.size < m and est is None:
+            est = np.zeros((m, self.dim))
         if not live.size:
             return est, errors
         keys = self._chunk_keys(run_seed, round, clients[live])
+        out = np.zeros((live.size, self.dim)) if self.chunks > 1 else None
         for rep in range(self.repetitions):
             for b, mech in enumerate(self._mechs):
                 j = rep * self.blocks + b
                 V = self._sims[b].decode(idx[live, j], mech.reference, keys[:, j])
                 Z = mech.unbias(V, **self._unbias_kw[b])
-                est[live, self._slices[b] : self._slices[b + 1]] += Z / self.repetitions
+                if out is None:
+                    out = np.asarray(Z, dtype=np.float64)
+                else:
+                    out[:, self._slices[b] : self._slices[b + 1]] += Z / self.repetitions
+        if live.size == m:
+            return out, errors
+        est[live] = out
         return est, errors

@@ -86,17 +86,24 @@ def derive_keys(run_seed: int, round: int, clients, chunk=0, *, domain: str = "c
     rec[..., 2], rec[..., 3] = c[:, None], j[None, :]
     dom = domain.encode()
     base = hashlib.blake2b(digest_size=8, key=_KDF_KEY)
-    raw = rec.reshape(-1, 4).view(np.uint8).reshape(-1, 32)
-    out = np.empty(raw.shape[0], dtype=np.uint64)
-    for i in range(raw.shape[0]):
+    width = 32 + len(dom)
+    msgs = np.empty((n * k, width), dtype=np.uint8)  # one message per key: 4 int64 coordinates, the domain
+    msgs[:, :32] = rec.reshape(-1, 4).view(np.uint8).reshape(-1, 32)
+    msgs[:, 32:] = np.frombuffer(dom, dtype=np.uint8)
+    view = memoryview(msgs.tobytes())
+    digests = bytearray()
+    for i in range(n * k):
         h = base.copy()
-        h.update(raw[i].tobytes() + dom)
-        out[i] = int.from_bytes(h.digest(), "little")
+        h.update(view[i * width : (i + 1) * width])
+        digests += h.digest()
+    out = np.frombuffer(bytes(digests), dtype="<u8").astype(np.uint64)
     return out.reshape(n) if scalar else out.reshape(n, k)
 
 
 def _int64_coords(values, name: str) -> np.ndarray:
     a = np.asarray(values)
+    if a.size == 0:
+        return np.zeros(0, dtype=np.int64)
     if a.dtype == object:
         if any(isinstance(v, bool) or not isinstance(v, (int, np.integer)) for v in a.reshape(-1)):
             raise ParameterError(f"{name} ids must be integers")
