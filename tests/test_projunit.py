@@ -165,6 +165,12 @@ def test_codec_round_trip_unbiased_bits_and_transcript(codec, mech):
     assert abs(proj.mean() - 1.0) < Z_TOL * proj.std() / math.sqrt(n)
     err = ((res.estimates - X) ** 2).sum(1).mean()
     assert err == pytest.approx(enc.mechanism.expected_mse(), rel=0.12)  # the codecs' own losses are a few %
+    # the cohort frame (wire version 2) decodes to the same law; a frame of another projection fails every row
+    frame = enc.encode_cohort(X[:50], run_seed=11, round=4, clients=ids[:50], rng=rng)
+    res2 = dec.decode_cohort(frame, run_seed=11, round=4, clients=ids[:50])
+    assert res2.ok.all() and abs((res2.estimates @ x).mean() - 1.0) < Z_TOL * proj.std() / math.sqrt(50)
+    other = make_codec(mech, codec, epsilon=eps, dim=d, clip=1.0, proj_dim=k + 1)
+    assert not other.decode_cohort(frame, run_seed=11, round=4, clients=ids[:50]).ok.any()
 
 
 def test_decoder_lifts_with_the_encoders_projection():

@@ -16,7 +16,8 @@ k fails the tag check (and a different k also changes the inner codec's dimensio
 
 Transcript: the inner codec's event, unchanged (W is public and u is a function of x and W, so the
 release is the inner codec's release of u; post-processing). The codec uses only the inner codec's
-public ``encode``/``decode``/``transcript_event``/``output_norm_bound``/``payload_bits``.
+public ``encode``/``decode``, ``encode_cohort``/``decode_cohort`` (wire versions 1 and 2),
+``transcript_event``, ``output_norm_bound``, ``payload_bits``, ``max_body_bits`` and ``chunks``.
 """
 
 from __future__ import annotations
@@ -89,33 +90,52 @@ class ProjectedCodec(Codec):
     def payload_bits(self, payload: bytes) -> int:
         return self.inner.payload_bits(payload)
 
+    def max_body_bits(self) -> int:
+        return self.inner.max_body_bits()
+
+    @property
+    def chunks(self) -> int:
+        return self.inner.chunks
+
     # ---- encode / decode through the inner codec's public methods
-    def encode(self, X, *, run_seed: int, round: int, clients, rng=None) -> list[bytes]:
+    def _project(self, X, run_seed, round, clients, rng):
         X, _ = as_batch(X, self.dim)
         clients = _client_ids(clients, X.shape[0])
         rng = np.random.default_rng(rng)
-        U = self.mechanism.project(X, self.projection_keys(run_seed, round, clients), rng=rng)
+        return self.mechanism.project(X, self.projection_keys(run_seed, round, clients), rng=rng), clients, rng
+
+    def _lift(self, res: DecodeResult, run_seed, round, clients) -> DecodeResult:
+        """The inner result's ok rows lifted to R^d, then this codec's own range check."""
+        est = np.zeros((len(res.ok), self.dim))
+        ok = np.asarray(res.ok, dtype=bool).copy()
+        errors = list(res.errors)
+        idx = np.flatnonzero(ok)
+        if idx.size:
+            est[idx] = self.mechanism.lift(res.estimates[idx], self.projection_keys(run_seed, round, clients[idx]))
+        self._reject_out_of_range(est, ok, errors)
+        return DecodeResult(est, ok, errors, getattr(res, "bits", None))
+
+    def encode(self, X, *, run_seed: int, round: int, clients, rng=None) -> list[bytes]:
+        """One payload per user (wire version 1): the inner codec's payload for u = W x/‖W x‖."""
+        U, clients, rng = self._project(X, run_seed, round, clients, rng)
         return self.inner.encode(U, run_seed=self.inner_run_seed(run_seed), round=round, clients=clients, rng=rng)
 
     def decode(self, payloads, *, run_seed: int, round: int, clients) -> DecodeResult:
         payloads = list(payloads)
         clients = _client_ids(clients, len(payloads))
         res = self.inner.decode(payloads, run_seed=self.inner_run_seed(run_seed), round=round, clients=clients)
-        est = np.zeros((len(payloads), self.dim))
-        ok = np.asarray(res.ok, dtype=bool).copy()
-        errors = list(res.errors)
-        idx = np.flatnonzero(ok)
-        if idx.size:
-            keys = self.projection_keys(run_seed, round, clients[idx])
-            est[idx] = self.mechanism.lift(res.estimates[idx], keys)
-        self._reject_out_of_range(est, ok, errors)
-        return DecodeResult(est, ok, errors)
+        return self._lift(res, run_seed, round, clients)
 
-    def _encode_bodies(self, X, *, run_seed, round, clients, rng):  # pragma: no cover - encode is delegated
-        raise IncompatibleError("ProjectedCodec encodes through its inner codec's encode")
+    def encode_cohort(self, X, *, run_seed: int, round: int, clients, rng=None) -> bytes:
+        """One cohort frame (wire version 2): the inner codec's frame for the rows u = W x/‖W x‖."""
+        U, clients, rng = self._project(X, run_seed, round, clients, rng)
+        return self.inner.encode_cohort(U, run_seed=self.inner_run_seed(run_seed), round=round, clients=clients,
+                                        rng=rng)
 
-    def _decode_bodies(self, frames, *, run_seed, round, clients):  # pragma: no cover - decode is delegated
-        raise IncompatibleError("ProjectedCodec decodes through its inner codec's decode")
+    def decode_cohort(self, payload, *, run_seed: int, round: int, clients) -> DecodeResult:
+        clients = _client_ids(clients, np.asarray(clients).size)
+        res = self.inner.decode_cohort(payload, run_seed=self.inner_run_seed(run_seed), round=round, clients=clients)
+        return self._lift(res, run_seed, round, clients)
 
 
 def _client_ids(clients, n: int) -> np.ndarray:
