@@ -14,6 +14,8 @@ Public API:
   parameters tuned for modified MRC's band (used by ``PrivUnitG.tuned_for_band``).
 """
 
+from .._lazy import lazy_api
+
 _PUBLIC = {
     "make_codec": ".registry", "make_mechanism": ".registry", "default_bits": ".registry", "CODECS": ".registry",
     "MECHANISMS": ".registry", "Codec": ".core", "RecCodec": ".core", "FloatCodec": ".core",
@@ -21,14 +23,4 @@ _PUBLIC = {
 }
 __all__ = sorted(_PUBLIC)
 
-
-def __getattr__(name):  # PEP 562: the public names load their module on first use (no import cycles)
-    import importlib
-
-    if name in _PUBLIC:
-        return getattr(importlib.import_module(_PUBLIC[name], __name__), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(set(globals()) | set(_PUBLIC))
+__getattr__, __dir__ = lazy_api(__name__, _PUBLIC)

@@ -9,6 +9,8 @@ Public API: events (:class:`PureEvent`, :class:`ApproxEvent`, :class:`GaussianEv
 statistics in :mod:`.audit`.
 """
 
+from .._lazy import lazy_api
+
 _PUBLIC = {
     **{k: ".events" for k in ("PrivacyEvent", "PureEvent", "ApproxEvent", "GaussianEvent", "ComposedEvent",
                               "NonPrivateEvent", "UnboundedEvent", "NotEstablishedEvent", "TranscriptPrivacy",
@@ -21,14 +23,4 @@ _PUBLIC = {
 }
 __all__ = sorted(_PUBLIC)
 
-
-def __getattr__(name):  # PEP 562: the public names load their module on first use (no import cycles)
-    import importlib
-
-    if name in _PUBLIC:
-        return getattr(importlib.import_module(_PUBLIC[name], __name__), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(set(globals()) | set(_PUBLIC))
+__getattr__, __dir__ = lazy_api(__name__, _PUBLIC)

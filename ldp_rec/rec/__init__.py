@@ -13,6 +13,8 @@ Public API: :class:`Target`, :class:`MechanismTarget`, :class:`Simulator`, :clas
 :func:`derive_key`, :func:`derive_keys`, :class:`CandidateStream` (:mod:`.randomness`).
 """
 
+from .._lazy import lazy_api
+
 _PUBLIC = {
     "Target": ".base", "MechanismTarget": ".base", "Simulator": ".base", "PathSimulator": ".base",
     "Encoded": ".base", "EncodedPaths": ".base", "SelectionLaw": ".base", "Message": ".base",
@@ -22,14 +24,4 @@ _PUBLIC = {
 }
 __all__ = sorted(_PUBLIC)
 
-
-def __getattr__(name):  # PEP 562: the public names load their module on first use (no import cycles)
-    import importlib
-
-    if name in _PUBLIC:
-        return getattr(importlib.import_module(_PUBLIC[name], __name__), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(set(globals()) | set(_PUBLIC))
+__getattr__, __dir__ = lazy_api(__name__, _PUBLIC)
