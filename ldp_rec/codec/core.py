@@ -1,9 +1,13 @@
 """Codecs: a mechanism × a channel simulator × an index code, from vectors to bytes and back.
 
 Client side, :meth:`Codec.encode` takes a batch of clipped updates ``X`` (n, d) and returns one
-payload (bytes) per client; server side, :meth:`Codec.decode` turns payloads back into unbiased
-estimates using only public coordinates (run seed, round, client ids): seeds are derived by both
-ends with :func:`ldp_rec.rec.randomness.derive_keys`, never sent.
+payload (bytes) per client (wire version 1), and :meth:`Codec.encode_cohort` one frame for the whole
+cohort (wire version 2, :mod:`.wire`); server side, :meth:`Codec.decode` / :meth:`Codec.decode_cohort`
+turn them back into unbiased estimates using only public coordinates (run seed, round, client ids):
+seeds are derived by both ends with :func:`ldp_rec.rec.randomness.derive_keys` (all users and chunks in
+one call), never sent. Both framings share one encoder and one decoder: a codec gives its users'
+bodies as bit fields (:class:`Fields`) and decodes estimates from each user's bit range of one buffer
+(``_decode_rows``), with a failure per row; the base class frames, tags, size-checks and isolates.
 
 Chunking (``repetitions`` r, ``blocks`` B): the update is split into B coordinate blocks and each
 block is privatised r times; each of the r·B chunks runs the mechanism at ε/(r·B) on its own

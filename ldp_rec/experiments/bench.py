@@ -141,10 +141,10 @@ def bench_rec(*, trials: int = 2000, info_bits=INFO_BITS, quick: bool = False, s
                 rows.append({"method": name, "info_bits": info, "skipped": f"{type(exc).__name__}: {exc}"})
                 log(f"I={info:5.1f} {name:9s} skipped ({type(exc).__name__})")
                 continue
-            steps = np.array([m.steps for m in msgs], dtype=np.int64)
+            steps = np.asarray(msgs.steps, dtype=np.int64)
             row = {"method": name, "info_bits": info, "trials": trials, "code": code, **_stats("steps", steps)}
             if name == "gprs-bnb":
-                L = np.array([len(m.path) for m in msgs])
+                L = np.array([len(p) for p in msgs.paths])
                 pcode = PathCode(PathModel(info))
                 bits = np.array([len(c) for c in pcode.encode(msgs, target.reference, target.keys)])
                 row["path_model_bits"] = float(pcode.model_bits(msgs, target.reference, target.keys).mean())
@@ -157,7 +157,7 @@ def bench_rec(*, trials: int = 2000, info_bits=INFO_BITS, quick: bool = False, s
             elif name.startswith("mrc"):
                 bits = np.full(trials, sim.bits)
             else:
-                bits = _delta_bits(np.array([m.index for m in msgs], dtype=np.int64) + 1)
+                bits = _delta_bits(np.asarray(msgs.indices, dtype=np.int64) + 1)
             row.update(_stats("message_bits", bits))
             row["encode_us_per_sample"] = 1e6 * dt / trials
             if name.startswith("gprs"):

@@ -59,17 +59,17 @@ def run_mrc_speed(dim: int = 500, bits: int = 11, clients: int = 64, reps: int =
     target = MechanismTarget(mech, U, keys)
     sim = MRC(bits)
     sim.encode(target, rng=0)  # compile / warm up kernels
-    msgs = sim.encode(target, rng=1)
-    sim.decode(msgs, target.reference, keys)
+    idx = sim.encode(target, rng=1).indices
+    sim.decode(idx, target.reference, keys)
 
     enc = _median_time(lambda: sim.encode(target, rng=rng), reps) / clients
-    dec = _median_time(lambda: sim.decode(msgs, target.reference, keys), max(reps, 20)) / clients
+    dec = _median_time(lambda: sim.decode(idx, target.reference, keys), max(reps, 20)) / clients
     raw_gen = np.random.default_rng()
     raw = _median_time(lambda: raw_gen.standard_normal((N, dim), dtype=np.float32), reps)
     one = _median_time(lambda: raw_gen.standard_normal(dim, dtype=np.float32), 200)
     nc = min(clients, 8)
     naive_enc = _median_time(lambda: [_naive_encode(mech, U[c], c, N, rng) for c in range(nc)], reps) / nc
-    naive_dec = _median_time(lambda: [_naive_decode(c, msgs[c].index, N, dim) for c in range(nc)], reps) / nc
+    naive_dec = _median_time(lambda: [_naive_decode(c, int(idx[c]), N, dim) for c in range(nc)], reps) / nc
     return {
         "config": {"dim": dim, "bits": bits, "clients": clients, "reps": reps, "epsilon": epsilon},
         "seconds_per_client": {
