@@ -1,13 +1,13 @@
 """Flower ServerApp (Message API): thin glue that runs :class:`~ldp_rec.fl.strategy.LdpRecFedAvg`.
 
-``flwr run .`` uses the module-level ``app`` (run config from ``[tool.flwr.app.config]``, results
-written to the ``out`` key if given); ``ldp-rec fl`` builds an app around an in-memory config with
-:func:`build_server_app`.
+``flwr run .`` uses the module-level ``app`` (run config from ``[tool.flwr.app.config]`` and
+``--run-config``; the result is written to the absolute path in the ``out`` key, in the layout of
+``ldp-rec fl``'s result so that ``ldp-rec report`` reads it); ``ldp-rec fl`` builds an app around an
+in-memory config with :func:`build_server_app`.
 """
 
 from __future__ import annotations
 
-import json
 import time
 
 from flwr.app import Context, MetricRecord
@@ -92,13 +92,46 @@ def build_server_app(cfg: FLConfig, sink: list | None = None, on_round=None, ext
 app = ServerApp()
 
 
+def result_path(out: str):
+    """The ``out`` run-config value as an absolute, checked path (None for ""): refused before any round if
+    the file exists or its folder cannot be written. A relative path resolves against the ServerApp's
+    working directory, which under ``flwr run`` is the folder the SuperLink was started from; the
+    ServerApp logs the absolute path at the start and at the end of the run."""
+    if not out:
+        return None
+    from pathlib import Path
+
+    from .._validation import check_output_path
+
+    return check_output_path(Path(out).expanduser().resolve(), name="run config 'out'")
+
+
+def flwr_run_result(cfg: FLConfig, rows: list[dict], privacy, wall: float) -> dict:
+    """The result of a ``flwr run`` in the layout of ``ldp-rec fl``'s (``runs`` and ``summary`` per mode),
+    so ``ldp-rec report`` reads it; ``rounds`` and ``privacy`` as the deployment tools read them."""
+    from ..experiments.fl import summarise
+
+    return {"config": {"command": "fl", **cfg.to_record(), "engine": {"runner": "flwr run"}},
+            "private_coins": cfg.private_coins, "summary": {cfg.mode: {**summarise(rows), "wall_seconds": wall}},
+            "runs": {cfg.mode: rows}, "rounds": rows, "privacy": privacy}
+
+
 @app.main()
 def main(grid: Grid, context: Context) -> None:
+    """``flwr run``: the run config is the :class:`FLConfig` record plus ``out`` (the result file)."""
+    from logging import INFO
+
+    from flwr.common.logger import log as flwr_log
+
+    from ..experiments.results import write_result
+
     cfg = FLConfig.from_record({k: v for k, v in context.run_config.items() if k != "out"})
+    out = result_path(str(context.run_config.get("out", "") or ""))
+    flwr_log(INFO, "ldp-rec: %s, %d rounds on %d nodes; result: %s", cfg.mode, cfg.rounds, cfg.nodes,
+             out or "not written (set the run config's out to an absolute path)")
     extra: dict = {}
+    t0 = time.perf_counter()
     rows = run_federation(grid, cfg, sink=extra)
-    out = context.run_config.get("out", "")
-    if out:
-        with open(out, "w") as fh:
-            json.dump({"config": cfg.to_record(), "private_coins": cfg.private_coins, "rounds": rows,
-                       "privacy": extra.get("privacy")}, fh, indent=2)
+    if out is not None and rows:
+        write_result(out, flwr_run_result(cfg, rows, extra.get("privacy"), time.perf_counter() - t0))
+        flwr_log(INFO, "ldp-rec: wrote %s (read it with: ldp-rec report %s)", out, out.parent)
