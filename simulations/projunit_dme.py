@@ -130,14 +130,18 @@ def main(argv=None) -> int:
                 sweep.append(r)
                 print(json.dumps(r), flush=True)
         load.append(os.getloadavg())
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
-    out = {"rows": rows, "k_sweep": sweep, "load_average": load, "commit": commit, "seed": args.seed,
-           "numpy": np.__version__, "private_coins": "seeded (simulation only)"}
-    with open(args.out + ".json", "w") as f:
-        json.dump(out, f, indent=1)
-    with open(args.out + ".md", "w") as f:
-        f.write(render(out))
+    save({"rows": rows, "k_sweep": sweep, "load_average": load, "seed": args.seed}, args.out, render)
     return 0
+
+
+def save(out: dict, base: str, render) -> None:
+    """Write ``base``.json (with the commit, numpy version and the private-coin mode) and ``base``.md."""
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    out = {**out, "commit": commit, "numpy": np.__version__, "private_coins": "seeded (simulation only)"}
+    with open(base + ".json", "w") as f:
+        json.dump(out, f, indent=1)
+    with open(base + ".md", "w") as f:
+        f.write(render(out))
 
 
 def render(out: dict) -> str:

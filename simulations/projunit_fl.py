@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import time
 
@@ -29,6 +28,9 @@ import numpy as np
 from ldp_rec.fl.config import FLConfig
 from ldp_rec.fl.federation import model_dim, round_codec
 from ldp_rec.fl.server import run_in_process
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from projunit_dme import save  # noqa: E402
 
 METHODS = (  # label, FLConfig overrides
     ("non-private floats", {"mode": "none"}),
@@ -70,13 +72,7 @@ def main(argv=None) -> int:
         runs.append(run)
         load.append(os.getloadavg())
         print(json.dumps({k: v for k, v in run.items() if k != "config"}), flush=True)
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
-    out = {"runs": runs, "load_average": load, "commit": commit, "numpy": np.__version__,
-           "private_coins": "seeded (simulation only)", "runner": "ldp_rec.fl.server.run_in_process"}
-    with open(args.out + ".json", "w") as f:
-        json.dump(out, f, indent=1)
-    with open(args.out + ".md", "w") as f:
-        f.write(render(out))
+    save({"runs": runs, "load_average": load, "runner": "ldp_rec.fl.server.run_in_process"}, args.out, render)
     return 0
 
 

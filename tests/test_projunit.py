@@ -257,7 +257,7 @@ def test_bad_parameters_and_inputs():
     with pytest.raises(InputError):
         FastProjUnit(4.0, 10).privatize(np.ones(11))
     cod = make_codec("fastprojunit", "none", epsilon=4.0, dim=10)
-    with pytest.raises(ParameterError, match="client ids"):
+    with pytest.raises(ParameterError):
         cod.encode(np.ones((2, 10)) / 4, run_seed=0, round=0, clients=[1])
     with pytest.raises(InputError):
         P.fwht(np.ones(12))

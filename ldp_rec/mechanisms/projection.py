@@ -238,38 +238,33 @@ def _orthonormal_lift(Z, keys, d):
 def _check_keys(keys, n: int) -> np.ndarray:
     keys = np.asarray(keys).reshape(-1)
     if keys.size != n:
-        raise ParameterError(f"{keys.size} projection keys for {n} rows")
+        raise ParameterError(f"{keys.size} users' projection keys (client ids) for {n} rows")
     return keys.astype(np.uint64)
+
+
+_KERNELS = {"srht": (_srht_apply, _srht_lift), "gaussian": (_gaussian_apply, _gaussian_lift),
+            "orthonormal": (_orthonormal_apply, _orthonormal_lift)}
+
+
+def _rows(A, what: str) -> np.ndarray:
+    A = np.ascontiguousarray(np.asarray(A, dtype=np.float64))
+    if A.ndim != 2:
+        raise InputError(f"{what} expects a 2-D array of rows, got shape {A.shape}")
+    return A
 
 
 def project(X, keys, *, kind: str, proj_dim: int) -> np.ndarray:
     """Rows ``W_i x_i`` (n, k) for inputs X (n, d) and one key per row."""
-    X = np.ascontiguousarray(np.asarray(X, dtype=np.float64))
-    if X.ndim != 2:
-        raise InputError(f"project expects (n, d) inputs, got shape {X.shape}")
-    n, d = X.shape
-    check_projection(kind, d, proj_dim)
-    keys = _check_keys(keys, n)
-    if kind == "srht":
-        return _srht_apply(X, keys, proj_dim)
-    if kind == "gaussian":
-        return _gaussian_apply(X, keys, proj_dim)
-    return _orthonormal_apply(X, keys, proj_dim)
+    X = _rows(X, "project")
+    check_projection(kind, X.shape[1], proj_dim)
+    return _KERNELS[kind][0](X, _check_keys(keys, X.shape[0]), proj_dim)
 
 
 def lift(Z, keys, *, kind: str, dim: int) -> np.ndarray:
     """Rows ``W_iᵀ z_i`` (n, d) for k-dimensional rows Z (n, k) and one key per row."""
-    Z = np.ascontiguousarray(np.asarray(Z, dtype=np.float64))
-    if Z.ndim != 2:
-        raise InputError(f"lift expects (n, k) inputs, got shape {Z.shape}")
-    n, k = Z.shape
-    check_projection(kind, dim, k)
-    keys = _check_keys(keys, n)
-    if kind == "srht":
-        return _srht_lift(Z, keys, dim)
-    if kind == "gaussian":
-        return _gaussian_lift(Z, keys, dim)
-    return _orthonormal_lift(Z, keys, dim)
+    Z = _rows(Z, "lift")
+    check_projection(kind, dim, Z.shape[1])
+    return _KERNELS[kind][1](Z, _check_keys(keys, Z.shape[0]), dim)
 
 
 def norm_mean(kind: str, dim: int, proj_dim: int) -> float:

@@ -27,7 +27,6 @@ default k (:func:`default_proj_dim`) is the least k whose exact ratio is within 
 from __future__ import annotations
 
 import functools
-import math
 from dataclasses import dataclass, field
 from typing import ClassVar
 
