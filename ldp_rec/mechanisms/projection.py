@@ -169,28 +169,20 @@ def srht_draws(keys, dim: int, proj_dim: int) -> tuple[np.ndarray, np.ndarray]:
     return signs, _floyd_subsets(np.ascontiguousarray(U[:, nw:]), D)
 
 
-def _srht_apply(X, keys, k):
-    n, d = X.shape
-    D = padded_dim(d)
-    out = np.empty((n, k))
+def _srht(A, keys, d, k, *, transpose: bool):
+    """Rows W a (transpose False: a ∈ R^d, W a = √(D/k) S H D_σ a) or Wᵀ a (a ∈ R^k, the first d coordinates
+    of √(D/k) D_σ H Sᵀ a), in batches of users."""
+    n, D, scale = A.shape[0], padded_dim(d), math.sqrt(padded_dim(d) / k)
+    out = np.empty((n, d if transpose else k))
     for sl in _user_batches(n, 32 * D):
         signs, rows = srht_draws(keys[sl], d, k)
         Y = np.zeros((sl.stop - sl.start, D))
-        Y[:, :d] = X[sl]
-        Y = fwht(Y * signs)
-        out[sl] = np.take_along_axis(Y, rows, axis=1) * math.sqrt(D / k)
-    return out
-
-
-def _srht_lift(Z, keys, d):
-    n, k = Z.shape
-    D = padded_dim(d)
-    out = np.empty((n, d))
-    for sl in _user_batches(n, 32 * D):
-        signs, rows = srht_draws(keys[sl], d, k)
-        Y = np.zeros((sl.stop - sl.start, D))
-        np.put_along_axis(Y, rows, Z[sl] * math.sqrt(D / k), axis=1)
-        out[sl] = (fwht(Y) * signs)[:, :d]
+        if transpose:
+            np.put_along_axis(Y, rows, A[sl] * scale, axis=1)
+            out[sl] = (fwht(Y) * signs)[:, :d]
+        else:
+            Y[:, :d] = A[sl]
+            out[sl] = np.take_along_axis(fwht(Y * signs), rows, axis=1) * scale
     return out
 
 
@@ -219,19 +211,11 @@ def orthonormal_matrices(keys, dim: int, proj_dim: int) -> np.ndarray:
     return math.sqrt(dim / proj_dim) * np.swapaxes(Q, 1, 2)
 
 
-def _orthonormal_apply(X, keys, k):
-    n, d = X.shape
-    out = np.empty((n, k))
-    for sl in _user_batches(n, 16 * k * d):
-        out[sl] = np.einsum("nkd,nd->nk", orthonormal_matrices(keys[sl], d, k), X[sl])
-    return out
-
-
-def _orthonormal_lift(Z, keys, d):
-    n, k = Z.shape
-    out = np.empty((n, d))
-    for sl in _user_batches(n, 16 * k * d):
-        out[sl] = np.einsum("nkd,nk->nd", orthonormal_matrices(keys[sl], d, k), Z[sl])
+def _orthonormal(A, keys, d, k, *, transpose: bool):
+    """Rows W a or Wᵀ a with the stacked dense W of :func:`orthonormal_matrices`, in batches of users."""
+    out = np.empty((A.shape[0], d if transpose else k))
+    for sl in _user_batches(A.shape[0], 16 * k * d):
+        out[sl] = np.einsum("nkd,nk->nd" if transpose else "nkd,nd->nk", orthonormal_matrices(keys[sl], d, k), A[sl])
     return out
 
 
@@ -242,8 +226,11 @@ def _check_keys(keys, n: int) -> np.ndarray:
     return keys.astype(np.uint64)
 
 
-_KERNELS = {"srht": (_srht_apply, _srht_lift), "gaussian": (_gaussian_apply, _gaussian_lift),
-            "orthonormal": (_orthonormal_apply, _orthonormal_lift)}
+_KERNELS = {"srht": (lambda X, keys, k: _srht(X, keys, X.shape[1], k, transpose=False),
+                     lambda Z, keys, d: _srht(Z, keys, d, Z.shape[1], transpose=True)),
+            "gaussian": (_gaussian_apply, _gaussian_lift),
+            "orthonormal": (lambda X, keys, k: _orthonormal(X, keys, X.shape[1], k, transpose=False),
+                            lambda Z, keys, d: _orthonormal(Z, keys, d, Z.shape[1], transpose=True))}
 
 
 def _rows(A, what: str) -> np.ndarray:
