@@ -9,9 +9,11 @@ N = 8 (bits = 3) and N = 1024 (bits = 10), run seed 1, round 1, seeded private c
 * **after**: this tree, the same per-user frames, and the cohort frame (``Codec.encode_cohort`` /
   ``Codec.decode_cohort``).
 
-Both sides run in one invocation of this script, each in its own subprocess (``PYTHONPATH`` selects the tree):
-one warm-up call (numba compilation, tuning caches), then ``--repeats`` timed calls; the figure is the
-median. ``uptime``'s load averages are read before each configuration of each side. Wire bytes: the sum of
+Both sides run in one invocation of this script, each in its own subprocesses (``PYTHONPATH`` selects the
+tree), alternating before/after ``--rounds`` times so that a change of machine load hits both sides alike;
+each subprocess makes one warm-up call (numba compilation, tuning caches), then ``--repeats`` timed calls.
+The figure is the median of all ``rounds × repeats`` timings of a side. ``uptime``'s load averages are read
+before each configuration of each subprocess; the table shows the range of the 1-minute figure. Wire bytes: the sum of
 the per-user frames' lengths / n (v1) and the cohort frame's length / n (v2, lengths and tags included).
 
     .venv/bin/python simulations/bench_wire.py [--before /tmp/before] [--repeats 5] [--out simulations/bench_wire.md]
@@ -37,14 +39,14 @@ def _uptime() -> str:
     return out.split("load average:")[-1].strip()
 
 
-def _median_us(fn, repeats: int) -> float:
+def _times_us(fn, repeats: int) -> list[float]:
+    """µs per user of ``repeats`` calls."""
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
         fn()
-        times.append(time.perf_counter() - t0)
-    times.sort()
-    return 1e6 * times[len(times) // 2] / USERS
+        times.append(1e6 * (time.perf_counter() - t0) / USERS)
+    return times
 
 
 def child(side: str, repeats: int) -> list[dict]:
@@ -63,18 +65,43 @@ def child(side: str, repeats: int) -> list[dict]:
         p = cod.encode(X, rng=0, **kw)  # warm-up
         assert cod.decode(p, **kw).ok.all()
         row = {"side": side, "codec": codec, "N": 1 << bits, "load": load,
-               "encode_v1_us": _median_us(lambda: cod.encode(X, rng=1, **kw), repeats),
-               "decode_v1_us": _median_us(lambda: cod.decode(p, **kw), repeats),
+               "encode_v1_us": _times_us(lambda: cod.encode(X, rng=1, **kw), repeats),
+               "decode_v1_us": _times_us(lambda: cod.decode(p, **kw), repeats),
                "bytes_v1": sum(len(q) for q in p) / USERS}
         if hasattr(cod, "encode_cohort"):
             f = cod.encode_cohort(X, rng=0, **kw)
             assert cod.decode_cohort(f, **kw).ok.all()
-            row.update(encode_v2_us=_median_us(lambda: cod.encode_cohort(X, rng=1, **kw), repeats),
-                       decode_v2_us=_median_us(lambda: cod.decode_cohort(f, **kw), repeats),
+            row.update(encode_v2_us=_times_us(lambda: cod.encode_cohort(X, rng=1, **kw), repeats),
+                       decode_v2_us=_times_us(lambda: cod.decode_cohort(f, **kw), repeats),
                        bytes_v2=len(f) / USERS)
         rows.append(row)
         print(json.dumps(row), file=sys.stderr, flush=True)
     return rows
+
+
+def _median(v: list[float]) -> float:
+    v = sorted(v)
+    return v[len(v) // 2]
+
+
+def _merge(rows: list[dict]) -> list[dict]:
+    """One row per (side, codec, N): medians over every subprocess's timings, the range of 1-min loads."""
+    out: dict = {}
+    for r in rows:
+        key = (r["side"], r["codec"], r["N"])
+        m = out.setdefault(key, {"side": r["side"], "codec": r["codec"], "N": r["N"], "loads": [], "samples": {}})
+        m["loads"].append(r["load"])
+        for k, v in r.items():
+            if k.endswith("_us"):
+                m["samples"].setdefault(k, []).extend(v)
+            elif k.startswith("bytes"):
+                m[k] = v
+    for m in out.values():
+        for k, v in m.pop("samples").items():
+            m[k] = _median(v)
+        ones = [float(x.split(",")[0]) for x in m["loads"]]
+        m["load"] = f"{min(ones):.2f}–{max(ones):.2f}"
+    return list(out.values())
 
 
 def _run_side(side: str, tree: Path, repeats: int) -> list[dict]:
@@ -94,11 +121,12 @@ def report(rows: list[dict], repeats: int, commit: str) -> str:
     by = {(r["side"], r["codec"], r["N"]): r for r in rows}
     lines = [
         "# Wire and simulator-contract benchmark (issue 14)", "",
-        f"PrivUnitG, d = {DIM}, ε = {EPS:g}, {USERS} users; median of {repeats} timed calls after one warm-up; "
-        f"µs per user. Before: commit adef378 (worktree), per-user frames (v1). After: commit {commit}, per-user "
-        "frames (v1) and one cohort frame (v2). Load averages (1, 5, 15 min) from `uptime` before each "
-        "configuration; the machine has 2 cores shared with other work, so figures carry that noise.", "",
-        "| codec | N | side | encode v1 | decode v1 | encode v2 | decode v2 | bytes/user v1 | bytes/user v2 | load |",
+        f"PrivUnitG, d = {DIM}, ε = {EPS:g}, {USERS} users; median of {repeats} timed calls per figure (subprocesses "
+        f"alternating before/after, each after one warm-up call); µs per user. Before: commit adef378 (worktree), per-user frames (v1). After: commit {commit}, per-user "
+        "frames (v1) and one cohort frame (v2). Load: the range of `uptime`'s 1-minute load average "
+        "read before each configuration of each subprocess; the machine has 2 cores shared with other work, so "
+        "the figures carry that noise. Bytes per user include every header, length and tag.", "",
+        "| codec | N | side | encode v1 | decode v1 | encode v2 | decode v2 | bytes/user v1 | bytes/user v2 | load (1 min) |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for codec, bits in CONFIGS:
@@ -115,16 +143,19 @@ def report(rows: list[dict], repeats: int, commit: str) -> str:
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--before", default="/tmp/before")
-    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--out", default=str(ROOT / "simulations" / "bench_wire.md"))
     ap.add_argument("--child", choices=("before", "after"))
     a = ap.parse_args(argv)
     if a.child:
         print(json.dumps(child(a.child, a.repeats)))
         return
-    rows = _run_side("before", Path(a.before), a.repeats) + _run_side("after", ROOT, a.repeats)
+    rows = []
+    for _ in range(a.rounds):
+        rows += _run_side("before", Path(a.before), a.repeats) + _run_side("after", ROOT, a.repeats)
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-    text = report(rows, a.repeats, commit)
+    text = report(_merge(rows), a.repeats * a.rounds, commit)
     Path(a.out).write_text(text)
     print(text)
 
