@@ -17,7 +17,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 NB_DIR = ROOT / "notebooks"
-NOTEBOOKS = ["01_rec_from_scratch.ipynb", "02_compressing_ldp.ipynb", "03_federated_ldp_rec.ipynb"]
+NOTEBOOKS = ["01_rec_from_scratch.ipynb", "02_compressing_ldp.ipynb", "03_federated_ldp_rec.ipynb",
+             "04_bring_your_own.ipynb"]
 # Wall-time limit per cell (s). The whole set takes about 3 minutes on 2 cores (03's Flower runs ~2 min).
 CELL_TIMEOUT = 600
 
