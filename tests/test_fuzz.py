@@ -245,3 +245,100 @@ def test_mutated_bodies_reach_the_decoder(mech, name):
 def test_late_incompatible_pairs_refuse_with_a_typed_error(mech, name):
     with pytest.raises(IncompatibleError):
         _make_pair(mech, name).encode(np.eye(1, D), run_seed=3, round=4, clients=[0], rng=5)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Cohort frames (wire version 2): bodies mutated and the frame re-sealed with pack_cohort (new lengths,
+# user tags and frame tag), so every case reaches the body decoder; and raw byte mutations of a frame.
+
+from ldp_rec.codec.core import cohort_binding  # noqa: E402
+
+COHORT_PAIRS = [("rrsc" if c == "native" else "privunitg", c) for c in sorted(CODECS)]
+
+
+def _bits_of(frame, i):
+    lo = int(frame.starts[i])
+    return np.unpackbits(frame.buf)[lo : lo + int(frame.nbits[i])]
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered in cast:RuntimeWarning")
+@pytest.mark.parametrize("mech, name", COHORT_PAIRS, ids=[f"{m}+{c}" for m, c in COHORT_PAIRS])
+def test_resealed_cohort_bodies_reach_the_decoder(mech, name):
+    cod = _make_pair(mech, name)
+    n = BODY_MUTATED + BODY_UNTOUCHED
+    clients = np.arange(200, 200 + n)
+    X = np.random.default_rng(2).standard_normal((n, D))
+    X /= np.linalg.norm(X, axis=1, keepdims=True)
+    kw = dict(run_seed=3, round=4, clients=clients)
+    frame = cod.encode_cohort(X, rng=5, **kw)
+    ref = cod.decode_cohort(frame, **kw)
+    assert ref.ok.all(), ref.errors
+    binds = binding_keys(3, 4, clients, cod.fingerprint)
+    parsed = wire.unpack_cohort(frame, clients=clients, user_bindings=binds, codec_id=cod.codec_id,
+                                cohort_binding=cohort_binding(3, 4, cod.fingerprint), max_nbits=cod.max_body_bits())
+    honest_frames = [wire.Frame(cod.codec_id, cod.chunks, int(parsed.nbits[i]), np.packbits(_bits_of(parsed, i)).tobytes())
+                     for i in range(n)]
+    reached = []
+    decode_rows = cod._decode_rows
+
+    def spy(buf, starts, nbits, **k):
+        reached.extend(int(c) for c in k["clients"])
+        return decode_rows(buf, starts, nbits, **k)
+
+    cod._decode_rows = spy
+    rng = np.random.default_rng([ord(ch) for ch in f"cohort+{name}"])
+    for _ in range(BODY_BATCHES):
+        mutated = np.sort(rng.choice(n, size=BODY_MUTATED, replace=False))
+        bodies = [_bits_of(parsed, i) for i in range(n)]
+        for i in mutated:
+            f = _mutate_body(honest_frames[i], rng, honest_frames)
+            bits = np.unpackbits(np.frombuffer(f.body, dtype=np.uint8))[: f.nbits]
+            bodies[i] = bits[: cod.max_body_bits()]  # longer bodies are refused by the size check (tested apart)
+        nbits = np.array([b.size for b in bodies])
+        fixed = bool(np.all(nbits == nbits[0]))
+        stream = np.packbits(np.concatenate(bodies)) if nbits.sum() else np.zeros(0, dtype=np.uint8)
+        resealed = wire.pack_cohort(stream, nbits, codec_id=cod.codec_id, chunks=cod.chunks, clients=clients,
+                                    user_bindings=binds, cohort_binding=cohort_binding(3, 4, cod.fingerprint),
+                                    fixed=fixed)
+        reached.clear()
+        res = cod.decode_cohort(resealed, **kw)  # never raises
+        assert set(clients.tolist()) <= set(reached)  # every user's body reached the decoder
+        assert res.estimates.shape == (n, D) and np.all(np.isfinite(res.estimates))
+        for ok, err in zip(res.ok, res.errors):
+            assert ok == (err is None) and (ok or (isinstance(err, str) and err))
+        honest = np.setdiff1d(np.arange(n), mutated)
+        assert res.ok[honest].all(), [res.errors[i] for i in honest]
+        np.testing.assert_allclose(res.estimates[honest], ref.estimates[honest], rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", ["modified-mrc", "ppr", "native", "none"])
+def test_raw_cohort_frame_mutations_give_typed_row_failures(name):
+    """Flips, truncations, extensions and random frames: decode_cohort never raises; a row is ok only with
+    its honest estimate (a flip outside the structure fails one row; inside it, every row)."""
+    mech = "rrsc" if name == "native" else "privunitg"
+    cod = _make_pair(mech, name)
+    clients = np.arange(16)
+    X = np.random.default_rng(3).standard_normal((16, D))
+    X /= np.linalg.norm(X, axis=1, keepdims=True)
+    kw = dict(run_seed=3, round=4, clients=clients)
+    frame = cod.encode_cohort(X, rng=1, **kw)
+    ref = cod.decode_cohort(frame, **kw)
+    rng = np.random.default_rng(11)
+    for case in range(600):
+        p = bytearray(frame)
+        kind = case % 4
+        if kind == 0:
+            for _ in range(int(rng.integers(1, 4))):
+                bit = int(rng.integers(8 * len(p)))
+                p[bit // 8] ^= 1 << (bit % 8)
+        elif kind == 1:
+            p = p[: int(rng.integers(len(p)))]
+        elif kind == 2:
+            p += rng.integers(0, 256, int(rng.integers(1, 9))).astype(np.uint8).tobytes()
+        else:
+            p = bytearray(rng.integers(0, 256, int(rng.integers(0, len(frame) + 8))).astype(np.uint8).tobytes())
+        res = cod.decode_cohort(bytes(p), **kw)
+        assert res.estimates.shape == (16, D) and np.all(np.isfinite(res.estimates))
+        np.testing.assert_array_equal(res.estimates[res.ok], ref.estimates[res.ok])
+        if kind == 0:
+            assert res.ok.sum() >= 13 or not res.ok.any()  # ≤ 3 flips: ≤ 3 users, or the structure
