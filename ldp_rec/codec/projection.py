@@ -3,8 +3,8 @@
 Client (:meth:`ProjectedCodec.encode`): x ∈ R^d → u = W v/‖W v‖ ∈ S^{k−1} (:meth:`ProjUnit.project`, W from
 the user's public key) → the inner codec's payload for u (floats, subset selection, modified MRC, … of
 PrivUnitG in R^k). Server (:meth:`ProjectedCodec.decode`): the inner codec's unbiased estimate ẑ of u →
-v̂ = C Wᵀ ẑ / c (:meth:`ProjUnit.lift`). Asi, Feldman, Nelson, Nguyen, Talwar (NeurIPS 2023), Alg. 1 and
-Sec. 4, with the channel-simulated PrivUnitG of references.md §8: N candidates of width k, so the
+v̂ = C Wᵀ ẑ / c (:meth:`ProjUnit.lift`). Asi, Feldman, Nelson, Nguyen, Talwar (NeurIPS 2023), ProjUnit /
+FastProjUnit, with the channel-simulated PrivUnitG of references.md §8: N candidates of width k, so the
 candidate work per user is N·k instead of N·d, plus O(d log d) for the SRHT.
 
 Public coordinates only: W_i for user i in round t comes from

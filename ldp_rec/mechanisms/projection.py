@@ -1,11 +1,11 @@
 """Random projections W ∈ R^{k×d} for ProjUnit / FastProjUnit (Asi, Feldman, Nelson, Nguyen, Talwar,
-"Fast optimal locally private mean estimation via random projections", NeurIPS 2023, Sec. 3–4).
+"Fast optimal locally private mean estimation via random projections", NeurIPS 2023; public code apple/ml-projunit).
 
 Every W here is drawn from one public 64-bit key per user, through the counter-based streams of
 :mod:`ldp_rec.rec.randomness` (so encoder and decoder regenerate the same W, and W is independent
 across users), and is scaled so that ``E[Wᵀ W] = I_d``. Three kinds:
 
-* ``srht`` (FastProjUnit, the paper's Sec. 4): d is zero-padded to D = 2^⌈log2 d⌉ and
+* ``srht`` (FastProjUnit, the paper's randomised Hadamard instance): d is zero-padded to D = 2^⌈log2 d⌉ and
 
       W = √(D/k) · S H D_σ,
 
@@ -17,7 +17,7 @@ across users), and is scaled so that ``E[Wᵀ W] = I_d``. Three kinds:
 * ``gaussian`` (ProjUnit with a dense Gaussian W): i.i.d. N(0, 1/k) entries; row i of √k·W is
   candidate i of the user's normal stream, so ``W x`` is computed without storing W
   (:func:`ldp_rec.rec.randomness.project_block`). O(dk) work.
-* ``orthonormal`` (ProjUnit as in the paper's Alg. 1 and apple/ml-projunit): W = √(d/k) Qᵀ with Q the
+* ``orthonormal`` (ProjUnit with a random rotation, as in apple/ml-projunit's ``ProjUnit``): W = √(d/k) Qᵀ with Q the
   d×k Haar-distributed orthonormal factor of that Gaussian matrix (QR with the signs of diag R fixed).
   O(dk²) work: a reference for small d, not a hot path.
 

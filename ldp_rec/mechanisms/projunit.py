@@ -1,26 +1,29 @@
 """ProjUnit and FastProjUnit (Asi, Feldman, Nelson, Nguyen, Talwar, "Fast optimal locally private mean
-estimation via random projections", NeurIPS 2023, Alg. 1 (ProjUnit) and Sec. 4 (FastProjUnit)).
+estimation via random projections", NeurIPS 2023: the ProjUnit algorithm and its SRHT instance FastProjUnit;
+public code apple/ml-projunit, ``PrivUnitAlgs.ProjUnit`` / ``FastProjUnit``).
 
 For an input x with ‖x‖ ≤ C and a random W ∈ R^{k×d} with E[WᵀW] = I (:mod:`.projection`), drawn per user:
 
 1. round x unbiasedly onto the sphere, v = ±x/‖x‖ with E[v] = x/C (:func:`~.base.round_to_sphere`;
    the paper's inputs are unit vectors already);
-2. project and normalise, u = Wv/‖Wv‖ (paper, Alg. 1 lines 2–3);
+2. project and normalise, u = Wv/‖Wv‖ (the paper's algorithm, its projection and normalisation steps);
 3. privatise u with PrivUnitG in R^k at ε (Asi, Feldman, Talwar 2022): Z = σ V, E[Z | u] = u;
 4. lift, v̂ = C·Wᵀ Z / c with c = E‖Wv‖ (:func:`.projection.norm_mean`).
 
 Step 4's 1/c is ours: the paper lifts Wᵀ Z, whose mean is E[WᵀWv/‖Wv‖] = c·v (c = 1 − O(1/k)) for the
 rotation-invariant W; dividing by c makes the dense kinds exactly unbiased, and FastProjUnit unbiased
 up to O(1/k) relative (see :mod:`.projection`). W is public (it comes from the user's key), u is a
-function of v and W, and PrivUnitG is ε-LDP for every u, so the release is ε-LDP (paper, Thm. 3.1).
+function of v and W, and PrivUnitG is ε-LDP for every u, so the release is ε-LDP (post-processing, as in
+the paper).
 
 Exact error for ‖x‖ = r ≤ C (PrivUnitG in R^k: σ = 1/m, ⟨V, u⟩ = W_t with E W_t² = 1 + γm):
 
     E‖v̂ − x‖² = C² σ² (d + γ m ρ)/c² − r²,
 
 with ρ = E‖P_d Wᵀu‖² (:func:`.projection.lift_norm2`), because the part of V orthogonal to u is
-isotropic and tr(P_d WᵀW P_d) = d for every kind. Against full-d PrivUnitG, C²σ²(d + γm) − r², the
-excess is ≈ (γm + ½)/k relative: O(ε/k) (γm ≈ 2ε for large ε), as in the paper's Thm. 3.2. The
+isotropic and E tr(P_d WᵀW P_d) = d for every kind (exactly d for srht and orthonormal). Against full-d PrivUnitG, C²σ²(d + γm) − r², the
+excess is ≈ (γm + ½)/k relative: O(ε/k) (γm ≈ 2ε for large ε), consistent with the paper's
+1 + o(1) once k is large relative to ε (the ratio here is exact, derived from the closed forms). The
 default k (:func:`default_proj_dim`) is the least k whose exact ratio is within ``tolerance`` (5%).
 """
 
@@ -161,7 +164,7 @@ class ProjUnit(Mechanism):
 
 @dataclass(frozen=True)
 class FastProjUnit(ProjUnit):
-    """FastProjUnit: ProjUnit with the SRHT (O(d log d) per user; paper Sec. 4)."""
+    """FastProjUnit: ProjUnit with the SRHT (O(d log d) per user; the paper's FastProjUnit)."""
 
     name: ClassVar[str] = "fastprojunit"
 
