@@ -22,9 +22,9 @@ Exact error for ‖x‖ = r ≤ C (PrivUnitG in R^k: σ = 1/m, ⟨V, u⟩ = W_t 
 
 with ρ = E‖P_d Wᵀu‖² (:func:`.projection.lift_norm2`), because the part of V orthogonal to u is
 isotropic and E tr(P_d WᵀW P_d) = d for every kind (exactly d for srht and orthonormal). Against
-full-d PrivUnitG, C²σ²(d + γm) − r², the excess is ≈ (γm + ½)/k relative: O(ε/k) (γm ≈ 2ε for large ε), consistent with the paper's
-1 + o(1) once k is large relative to ε (the ratio here is exact, derived from the closed forms). The
-default k (:func:`default_proj_dim`) is the least k whose exact ratio is within ``tolerance`` (5%).
+full-d PrivUnitG, C²σ²(d + γm) − r², the excess is ≈ (γm + ½)/k relative: O(ε/k) (γm ≈ 2ε for large
+ε), consistent with the paper's 1 + o(1) once k is large relative to ε (the ratio here is exact, derived
+from the closed forms). The default k (:func:`default_proj_dim`) is the least k whose exact ratio is within ``tolerance`` (5%).
 """
 
 from __future__ import annotations
