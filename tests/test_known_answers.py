@@ -91,6 +91,23 @@ def _stream_keys() -> np.ndarray:
     return R.derive_keys(11, 5, [0, 1, 2])
 
 
+def _case_vectors(inputs, *, cohort: bool) -> list[dict]:
+    """Each payload case encoded by this build for ``inputs`` (per-user payloads, or one cohort frame) and the
+    estimates decoded from it."""
+    out = []
+    for mech, codec, bits in PAYLOAD_CASES:
+        case = {"mechanism": mech, "codec": codec, "epsilon": EPSILON, "dim": DIM, "bits": bits,
+                "run_seed": RUN_SEED, "round": ROUND, "clients": CLIENTS, "rng": RNG_SEED}
+        cod = _codec(case)
+        coords = dict(run_seed=RUN_SEED, round=ROUND, clients=CLIENTS)
+        enc = (cod.encode_cohort if cohort else cod.encode)(np.array(inputs), rng=RNG_SEED, **coords)
+        res = (cod.decode_cohort if cohort else cod.decode)(enc, **coords)
+        assert res.ok.all(), res.errors
+        data = {"frame": enc.hex()} if cohort else {"payloads": [p.hex() for p in enc]}
+        out.append({**case, "fingerprint": cod.fingerprint, **data, "estimates": res.estimates.tolist()})
+    return out
+
+
 def compute_vectors(inputs: list[list[float]] | None = None) -> dict:
     """Everything the vector file holds, computed by this build (the generator)."""
     keys = [
@@ -109,16 +126,7 @@ def compute_vectors(inputs: list[list[float]] | None = None) -> dict:
         for kind, w, idx in STREAM_GATHER
     ]
     X = _input() if inputs is None else inputs
-    payloads = []
-    for mech, codec, bits in PAYLOAD_CASES:
-        case = {"mechanism": mech, "codec": codec, "epsilon": EPSILON, "dim": DIM, "bits": bits,
-                "run_seed": RUN_SEED, "round": ROUND, "clients": CLIENTS, "rng": RNG_SEED}
-        cod = _codec(case)
-        out = cod.encode(np.array(X), run_seed=RUN_SEED, round=ROUND, clients=CLIENTS, rng=RNG_SEED)
-        res = cod.decode(out, run_seed=RUN_SEED, round=ROUND, clients=CLIENTS)
-        assert res.ok.all(), res.errors
-        payloads.append({**case, "fingerprint": cod.fingerprint, "payloads": [p.hex() for p in out],
-                         "estimates": res.estimates.tolist()})
+    payloads = _case_vectors(X, cohort=False)
     return {
         "about": "ldp-rec known-answer vectors; see tests/test_known_answers.py. Never regenerate in place.",
         "wire_format_version": wire.FORMAT_VERSION,
@@ -175,15 +183,20 @@ def test_payload_cases_cover_the_list(stored):
     assert [(v["mechanism"], v["codec"], v["bits"]) for v in stored["payloads"]] == PAYLOAD_CASES
 
 
+def _encoded_hex(v: dict, inputs, *, cohort: bool):
+    """This build's encoding of a stored case: the per-user payloads' hex list, or the cohort frame's hex."""
+    cod = _codec(v)
+    assert cod.fingerprint == v["fingerprint"], _case_id(v)
+    enc = cod.encode_cohort if cohort else cod.encode
+    out = enc(np.array(inputs), run_seed=v["run_seed"], round=v["round"], clients=v["clients"], rng=v["rng"])
+    return out.hex() if cohort else [p.hex() for p in out]
+
+
 @pytest.mark.parametrize("i", range(len(PAYLOAD_CASES)), ids=[f"{m}+{c}" for m, c, _ in PAYLOAD_CASES])
 def test_payload_bytes(stored, i):
     """The encoder writes the stored bytes for the stored input and coins."""
     v = stored["payloads"][i]
-    cod = _codec(v)
-    assert cod.fingerprint == v["fingerprint"], _case_id(v)
-    out = cod.encode(np.array(stored["input"]), run_seed=v["run_seed"], round=v["round"], clients=v["clients"],
-                     rng=v["rng"])
-    assert [p.hex() for p in out] == v["payloads"], _case_id(v)
+    assert _encoded_hex(v, stored["input"], cohort=False) == v["payloads"], _case_id(v)
 
 
 @pytest.mark.parametrize("i", range(len(PAYLOAD_CASES)), ids=[f"{m}+{c}" for m, c, _ in PAYLOAD_CASES])
@@ -198,15 +211,7 @@ def test_stored_payloads_decode(stored, i):
 
 def compute_cohort_vectors(inputs: list[list[float]]) -> dict:
     """The cohort frames (wire version 2) of every payload case for ``inputs`` (the v1 file's input)."""
-    frames = []
-    for mech, codec, bits in PAYLOAD_CASES:
-        case = {"mechanism": mech, "codec": codec, "epsilon": EPSILON, "dim": DIM, "bits": bits,
-                "run_seed": RUN_SEED, "round": ROUND, "clients": CLIENTS, "rng": RNG_SEED}
-        cod = _codec(case)
-        frame = cod.encode_cohort(np.array(inputs), run_seed=RUN_SEED, round=ROUND, clients=CLIENTS, rng=RNG_SEED)
-        res = cod.decode_cohort(frame, run_seed=RUN_SEED, round=ROUND, clients=CLIENTS)
-        assert res.ok.all(), res.errors
-        frames.append({**case, "fingerprint": cod.fingerprint, "frame": frame.hex(), "estimates": res.estimates.tolist()})
+    frames = _case_vectors(inputs, cohort=True)
     return {"about": "ldp-rec cohort-frame (wire v2) known answers; see tests/test_known_answers.py. Never regenerate "
                      "in place.", "wire_format_version": wire.COHORT_VERSION, "input": inputs, "frames": frames}
 
@@ -226,11 +231,7 @@ def test_cohort_version_and_input(stored, stored_v2):
 def test_cohort_frame_bytes(stored_v2, i):
     """The cohort encoder writes the stored frame for the stored input and coins."""
     v = stored_v2["frames"][i]
-    cod = _codec(v)
-    assert cod.fingerprint == v["fingerprint"], _case_id(v)
-    got = cod.encode_cohort(np.array(stored_v2["input"]), run_seed=v["run_seed"], round=v["round"],
-                            clients=v["clients"], rng=v["rng"])
-    assert got.hex() == v["frame"], _case_id(v)
+    assert _encoded_hex(v, stored_v2["input"], cohort=True) == v["frame"], _case_id(v)
 
 
 @pytest.mark.parametrize("i", range(len(PAYLOAD_CASES)), ids=[f"{m}+{c}" for m, c, _ in PAYLOAD_CASES])
