@@ -153,11 +153,20 @@ def test_derive_key(stored):
     for v in stored["derive_key"]:
         got = R.derive_key(v["run_seed"], v["round"], v["client"], v["chunk"], domain=v["domain"])
         assert int(got) == int(v["key"]), v
-    # the vectorised form agrees with the scalar one
+    # the vectorised form agrees with the scalar one, per user and over a (users × chunks) matrix
     sk = stored["stream_keys"]
     np.testing.assert_array_equal(
         R.derive_keys(sk["run_seed"], sk["round"], sk["clients"]),
         [R.derive_key(sk["run_seed"], sk["round"], c) for c in sk["clients"]])
+    for v in stored["derive_key"]:
+        got = R.derive_keys(v["run_seed"], v["round"], [v["client"], 0], [v["chunk"], 1], domain=v["domain"])
+        assert got.shape == (2, 2) and int(got[0, 0]) == int(v["key"]), v
+        assert int(got[1, 1]) == int(R.derive_key(v["run_seed"], v["round"], 0, 1, domain=v["domain"]))
+    from ldp_rec.errors import ParameterError
+
+    for bad in ([1.5], [True], [2**63], np.array(["a"])):
+        with pytest.raises(ParameterError):
+            R.derive_keys(1, 2, bad)
 
 
 def test_stream_blocks(stored):
