@@ -38,6 +38,7 @@ coordinate RR), and ``null`` for PPR.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import time
 
@@ -276,6 +277,7 @@ def run_audit(*, mechanism: str, codec: str, epsilon: float, dim: int = 4, bits:
                          candidates=candidates)
     out: A.AuditOutcome = res.pop("outcome")
     sim = cdc.simulators[0] if codec != "none" else None
+    params = dataclasses.asdict(sim) if sim is not None else {}  # the simulator's own parameters
     claimed = event_epsilon(cdc.transcript_event())
     worst, source = res.pop("epsilon_worst_case", None), "constructed family (sup over candidate sets of size N)"
     if worst is None:  # no extremal family for this codec: the audit targets its pair's exact loss
@@ -285,8 +287,8 @@ def run_audit(*, mechanism: str, codec: str, epsilon: float, dim: int = 4, bits:
     lb = out.epsilon_lower_bound
     return {
         "config": {"mechanism": mechanism, "codec": codec, "epsilon": float(epsilon), "dim": dim,
-                   "bits": getattr(sim, "bits", None), "alpha": getattr(sim, "alpha", None),
-                   "tries": getattr(sim, "tries", None), "trials": trials, "confidence": confidence,
+                   "bits": params.get("bits"), "alpha": params.get("alpha"),
+                   "tries": params.get("tries"), "trials": trials, "confidence": confidence,
                    "seed": seed, "keys_searched": keys if codec != "none" else None,
                    "candidates": candidates if codec != "none" else None},
         "epsilon_claimed": claimed,
