@@ -54,6 +54,14 @@ def refused(argv, capsys, tmp_path, monkeypatch, *, match: str, keep=()) -> str:
     (["--partition", "natural"], "no natural split"),
     (["--bits", "40"], "lower --bits"),
     (["--poll-interval", "0"], "--poll-interval"),
+    (["--seed", "-1"], "seed must be >= 0"),
+    (["--delta", "0"], "delta must be in (0, 1)"),
+    (["--batch-size", "-1"], "batch_size must be >= 0"),
+    (["--bits", "-1"], "bits must be >= 0"),
+    (["--max-epsilon", "-1"], "max_epsilon must be finite and >= 0"),
+    (["--nodes", "100000"], "cannot exceed the number of users (1437)"),
+    (["--sampling", "fixed", "--cohort-size", "5000"], "cohort_size (5000) cannot exceed"),
+    (["--partition", "iid", "--clients", "5000"], "exceeds the number of examples"),
 ])
 def test_fl_refuses_before_any_work(extra, match, capsys, tmp_path, monkeypatch):
     refused(FL + extra, capsys, tmp_path, monkeypatch, match=match)  # and no results/ folder
@@ -88,6 +96,30 @@ def test_a_run_in_which_every_reply_failed_is_an_error():
     check_some_update([{"clients_ok": 0}, {"clients_ok": 5}])  # one round went through: a result
     with pytest.raises(RunFailedError, match="no user's update was decoded in any of the 2 rounds.*boom"):
         check_some_update([{"clients_ok": 0}, {"clients_ok": 0}], "boom")
+    with pytest.raises(RunFailedError) as info:  # a remote traceback as the reason: one line, cut short
+        check_some_update([{"clients_ok": 0}], "Traceback\n" + "x" * 5000)
+    assert "\n" not in str(info.value) and len(str(info.value)) < 500
+
+
+@pytest.mark.slow
+def test_a_flower_run_whose_every_node_fails_is_an_error_not_a_result():
+    """On Flower's simulation engine: every node fails every round, so the run raises RunFailedError
+    (the command prints it in one line and exits 2) instead of returning rows with no update."""
+    from flwr.app import Context, Message
+    from flwr.clientapp import ClientApp
+
+    from ldp_rec.experiments.fl import run_flower
+
+    failing = ClientApp()
+
+    @failing.train()
+    def train(msg: Message, context: Context) -> Message:
+        raise RuntimeError("this node always fails")
+
+    cfg = FLConfig(dataset="digits", partition="iid", clients=10, nodes=2, rounds=2, mode="ldp-rec", bits=6,
+                   timeout=300)
+    with pytest.raises(RunFailedError, match="in any of the 2 rounds.*this node always fails"):
+        run_flower(cfg, client_app=failing)
 
 
 # --------------------------------------------------------------------------------------------- dme

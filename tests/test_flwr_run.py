@@ -54,7 +54,8 @@ def test_flwr_run_result_is_read_by_ldp_rec_report(tmp_path):
     out = tmp_path / "flwr-run" / "result.json"
     write_result(out, flwr_run_result(cfg, rows, server.final_record(), wall))
     res = json.loads(out.read_text())
-    assert res["runs"]["ldp-rec"] == res["rounds"] and res["summary"]["ldp-rec"]["final_accuracy"] == rows[-1]["accuracy"]
+    assert res["runs"]["ldp-rec"] == res["rounds"]
+    assert res["summary"]["ldp-rec"]["final_accuracy"] == rows[-1]["accuracy"]
     # the deployment tools rebuild the config from it
     assert FLConfig.from_record({k: v for k, v in res["config"].items() if k not in ("command", "engine")}) == cfg
     report = render(out.parent).read_text()

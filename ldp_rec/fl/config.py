@@ -49,7 +49,8 @@ HELP = {
     "width": "mlp hidden units / cnn first-layer channels (0: 64 / 8)",
     "projection": "random projection before PrivUnitG (ProjUnit, Asi et al. 2023): none | srht | gaussian",
     "proj_dim": "projected dimension k (0: the default from the ProjUnit analysis)",
-    "partition": "per_example | iid | dirichlet | natural (the data set's own users: FEMNIST's writers, a loader's users)",
+    "partition": "per_example | iid | dirichlet | natural (the data set's own users: FEMNIST's writers, "
+                 "a loader's users)",
     "dirichlet_alpha": "concentration of the dirichlet partition",
     "synthetic_alpha": "Synthetic(alpha, beta): alpha",
     "synthetic_beta": "Synthetic(alpha, beta): beta",
@@ -168,6 +169,16 @@ class FLConfig:
         check_positive_int(self.rounds, "rounds")
         check_positive_int(self.clients, "clients", minimum=0)
         check_positive_int(self.local_epochs, "local_epochs")
+        check_positive_int(self.seed, "seed", minimum=0)
+        check_positive_int(self.batch_size, "batch_size", minimum=0)
+        check_positive_int(self.bits, "bits", minimum=0)
+        check_positive_int(self.cohort_size, "cohort_size", minimum=0)
+        check_positive_int(self.synthetic_min_samples, "synthetic_min_samples")
+        check_positive_int(self.synthetic_max_samples, "synthetic_max_samples", minimum=0)
+        if not 0 < self.delta < 1:
+            raise ParameterError(f"delta must be in (0, 1), got {self.delta!r}")
+        if not (self.max_epsilon >= 0 and self.max_epsilon < float("inf")):
+            raise ParameterError(f"max_epsilon must be finite and >= 0 (0: no budget), got {self.max_epsilon!r}")
         if isinstance(self.private_seed, bool) or not isinstance(self.private_seed, int) or self.private_seed < -1:
             raise ParameterError(f"private_seed must be -1 (OS entropy) or a seed >= 0, got {self.private_seed!r}")
         for name in ("clip", "server_lr", "local_lr", "timeout"):

@@ -140,7 +140,8 @@ def _load(dataset, seed, clients, scheme, dirichlet_alpha, syn_alpha, syn_beta, 
             return FLData(Xtr, ytr, Xte, yte, Partition.from_owners(hub.writers), shape, k)
     else:  # your own loader, "package.module:loader"
         own = load_custom_data(dataset, seed=seed, clients=clients)
-        Xtr, ytr, Xte, yte, shape, k = own.X_train, own.y_train, own.X_test, own.y_test, own.input_shape, own.num_classes
+        Xtr, ytr, Xte, yte = own.X_train, own.y_train, own.X_test, own.y_test
+        shape, k = own.input_shape, own.num_classes
         if scheme == "natural":
             if own.users is None:
                 raise ParameterError(f"dataset {dataset!r}: the loader returned no users, so there is no natural "
@@ -210,6 +211,11 @@ def check_resources(cfg: FLConfig) -> None:
     data = load_data(cfg)
     dim = model_dim(cfg)
     n = data.users.num_users
+    if cfg.nodes > n:
+        raise ParameterError(f"nodes ({cfg.nodes}) cannot exceed the number of users ({n}): a node hosts a cohort "
+                             "of users")
+    if cfg.sampling == "fixed" and cfg.cohort_size > n:
+        raise ParameterError(f"cohort_size ({cfg.cohort_size}) cannot exceed the number of users ({n})")
     cohort = {"all": n, "fixed": min(cfg.cohort_size, n), "poisson": math.ceil(cfg.sample_rate * n)}[cfg.sampling]
     per_node = max(1, -(-cohort // cfg.nodes))
     check_memory(4.0 * 4 * per_node * dim, f"{per_node} users per node with a model of {dim} parameters",

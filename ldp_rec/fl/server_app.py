@@ -16,7 +16,7 @@ from flwr.serverapp import Grid, ServerApp
 from .config import FLConfig
 from .server import FederationServer
 from .stopping import RunInterrupted, StoppableGrid
-from .strategy import LdpRecFedAvg, params_record
+from .strategy import LdpRecFedAvg, params_record, short_reason
 
 
 class EitherEvent:
@@ -73,7 +73,8 @@ def check_some_update(rows: list[dict], reason: str = "") -> None:
 
     if rows and all(r["clients_ok"] == 0 for r in rows):
         raise RunFailedError(f"no user's update was decoded in any of the {len(rows)} rounds: every node failed, "
-                             f"refused or did not reply (last reason: {reason or 'no reply'})")
+                             f"refused or did not reply (last reason: {short_reason(reason) or 'no reply'})")
+
 
 
 def build_server_app(cfg: FLConfig, sink: list | None = None, on_round=None, extra: dict | None = None,

@@ -13,6 +13,7 @@ sampled, or a second one, is ignored.
 from __future__ import annotations
 
 import logging
+import re
 import time
 
 import numpy as np
@@ -52,6 +53,15 @@ def reply_of(msg) -> Reply:
     except Exception as exc:  # noqa: BLE001 - anything malformed fails this node only
         return Reply(failed=f"malformed reply: {exc}")
 
+
+def short_reason(text: str, limit: int = 300) -> str:
+    """A node's failure reason on one line of at most ``limit`` characters: of a remote traceback (Ray
+    sends the whole of it), its last ``SomeError: message`` line."""
+    lines = [ln.strip(" '\">") for ln in str(text).splitlines()]
+    errors = [ln for ln in lines if re.match(r"^[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt)(:|$)", ln)]
+    said = [ln for ln in errors if ln.partition(":")[2].strip()]  # with a message
+    one = " ".join((said or errors or [str(text)])[-1].split())
+    return one if len(one) <= limit else one[: limit - 1] + "…"
 
 def wait_for_nodes(grid, want: int, minimum: int, wait_s: float, *, poll_s: float = 0.1, stop=None) -> list[int]:
     """Node ids once ``want`` are connected, or after ``wait_s`` seconds if at least ``minimum`` are
@@ -119,7 +129,7 @@ class LdpRecFedAvg(FedAvg):
         if row["cohort_size"] > 0 and row["clients_ok"] == 0:
             log.warning("round %d: no update decoded: all %d users of the cohort failed or were refused (%d of %d "
                         "nodes replied; last reason: %s)", server_round, row["cohort_size"],
-                        row["nodes_replied"], row["nodes_sampled"], self.last_failure or "no reply")
+                        row["nodes_replied"], row["nodes_sampled"], short_reason(self.last_failure) or "no reply")
         return params_record(self.server.params), MetricRecord({"clients-ok": row["clients_ok"],
                                                                "clients-failed": row["clients_failed"]})
 

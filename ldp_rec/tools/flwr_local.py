@@ -106,7 +106,8 @@ def main(argv: list[str] | None = None) -> int:
     home = flwr_home()
     if args == ["status"]:
         pids = managed_superlinks(home)
-        print(f"local SuperLink of {home}: " + (f"running (pid {', '.join(map(str, pids))})" if pids else "not running"))
+        state = f"running (pid {', '.join(map(str, pids))})" if pids else "not running"
+        print(f"local SuperLink of {home}: {state}")
         return 0
     pids = stop(home)
     print(f"stopped the local SuperLink of {home} ({len(pids)} processes)" if pids
