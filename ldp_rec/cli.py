@@ -77,8 +77,13 @@ ONE_FILE_OUT = ("mechanisms", "bench", "audit")
 
 
 def check_output(args) -> None:
-    """Refuse an existing (without ``--force``) or unwritable ``--out`` before the command runs."""
-    from ._validation import check_output_path
+    """Refuse an existing (without ``--force``) or unwritable ``--out`` and a negative ``--seed`` (seeds
+    are non-negative integers everywhere) before the command runs."""
+    from ._validation import check_output_path, check_positive_int
+
+    seed = getattr(args, "seed", None)
+    if isinstance(seed, int) and not isinstance(seed, bool):
+        check_positive_int(seed, "--seed", minimum=0)
 
     if args.command in ONE_FILE_OUT and isinstance(getattr(args, "out", None), str) and args.out:
         check_output_path(args.out, force=bool(getattr(args, "force", False)))

@@ -162,6 +162,13 @@ def test_dme_refuses_an_unwritable_out(capsys, tmp_path, monkeypatch):
     (["bench", "rec"], "needs --out"),
     (["bench", "rec", "--out", "b.json", "--trials", "1"], "--trials must be >= 2"),
     (["report", "no-such-folder"], "is not a folder"),
+    (["audit", "--mechanism", "privunitg", "--codec", "mrc", "--epsilon", "1", "--bits", "40"], "lower --bits"),
+    (["audit", "--mechanism", "privunitg", "--codec", "mrc", "--epsilon", "1", "--trials", "100000000000"],
+     "lower --trials"),
+    (DME + ["--seed", "-1"], "--seed must be >= 0"),
+    (["mechanisms", "--epsilon", "1", "--seed", "-1"], "--seed must be >= 0"),
+    (["audit", "--mechanism", "privunitg", "--codec", "mrc", "--epsilon", "1", "--seed", "-1"], "--seed must be >= 0"),
+    (["bench", "mrc", "--quick", "--seed", "-1"], "--seed must be >= 0"),
 ])
 def test_other_commands_refuse_before_any_work(argv, match, capsys, tmp_path, monkeypatch):
     refused(argv, capsys, tmp_path, monkeypatch, match=match)

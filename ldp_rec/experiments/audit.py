@@ -326,8 +326,22 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--force", action="store_true")
 
 
+def check_args(args) -> None:
+    """Memory bounds before any work (the rest is checked by :func:`run_audit` before it computes):
+    ``trials`` indices per input, and the 2^bits candidates of the fixed-candidate codecs for a chunk of
+    encoder rows."""
+    from .._validation import check_candidate_memory, check_memory
+    from ..codec.registry import FIXED_CANDIDATE_CODECS
+
+    check_memory(6.0 * 8 * max(int(args.trials), 0), f"--trials {args.trials}", "lower --trials")
+    if args.codec in FIXED_CANDIDATE_CODECS and args.bits is not None:
+        check_candidate_memory(codec=args.codec, bits=args.bits, users=min(max(int(args.trials), 1), _CHUNK_ROWS),
+                               dim=args.dim)
+
+
 def run(args) -> int:
     try:
+        check_args(args)
         res = run_audit(mechanism=args.mechanism, codec=args.codec, epsilon=args.epsilon, dim=args.dim, bits=args.bits,
                         alpha=args.alpha, tries=args.tries, trials=args.trials, confidence=args.confidence,
                         seed=args.seed, keys=args.keys, candidates=args.candidates)
