@@ -215,3 +215,17 @@ def test_apply_server_update():
     np.testing.assert_allclose(apply_server_update(theta, U, server_lr=1.0, weights=[3, 1]), [2.5, -0.5])
     with pytest.raises(InputError):
         apply_server_update(theta, U[:, :1], server_lr=1.0)
+
+
+def test_as_examples_flattens_and_refuses_bad_data():
+    from ldp_rec.fl.task import as_examples
+
+    X, y = as_examples(np.arange(24).reshape(2, 3, 4), np.array([1, 0], dtype=np.int32))
+    assert X.shape == (2, 12) and X.dtype == np.float32 and y.dtype == np.int64
+    for bad_X, bad_y, match in [(np.zeros((0, 3)), np.zeros(0, int), "n > 0"),
+                                (np.zeros((2, 3)), np.zeros(3, int), r"y \(n,\)"),
+                                (np.array([[np.nan, 0.0]]), np.zeros(1, int), "NaN or Inf"),
+                                (np.zeros((1, 2)), np.array([0.5]), "integer labels"),
+                                (np.zeros((1, 2)), np.array([-1]), "labels must be >= 0")]:
+        with pytest.raises(ParameterError, match=match):
+            as_examples(bad_X, bad_y, "train")
