@@ -62,6 +62,8 @@ def refused(argv, capsys, tmp_path, monkeypatch, *, match: str, keep=()) -> str:
     (["--nodes", "100000"], "cannot exceed the number of users (1437)"),
     (["--sampling", "fixed", "--cohort-size", "5000"], "cohort_size (5000) cannot exceed"),
     (["--partition", "iid", "--clients", "5000"], "exceeds the number of examples"),
+    (["--partition", "iid"], "give clients >= 1"),
+    (["--dataset", "synthetic", "--clients", "100000", "--synthetic-min-samples", "1000"], "max_samples"),
 ])
 def test_fl_refuses_before_any_work(extra, match, capsys, tmp_path, monkeypatch):
     refused(FL + extra, capsys, tmp_path, monkeypatch, match=match)  # and no results/ folder

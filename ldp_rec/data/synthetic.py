@@ -91,6 +91,11 @@ def make_synthetic(
     counts = np.floor(rng.lognormal(4.0, 2.0, num_clients)).astype(np.int64) + min_samples
     if max_samples is not None:
         counts = np.minimum(counts, max_samples)
+    from .._validation import check_memory
+
+    check_memory(8.0 * (4 * float(counts.sum()) * dim + 2 * num_clients * (num_classes + 1) * dim),
+                 f"Synthetic(alpha, beta) with {num_clients} devices and {int(counts.sum())} examples",
+                 "cap the examples per device (max_samples) or use fewer devices")
     sd_x = np.arange(1, dim + 1, dtype=np.float64) ** -0.6  # sqrt of diag(j^-1.2)
 
     if iid:

@@ -173,8 +173,11 @@ class FLConfig:
         check_positive_int(self.batch_size, "batch_size", minimum=0)
         check_positive_int(self.bits, "bits", minimum=0)
         check_positive_int(self.cohort_size, "cohort_size", minimum=0)
-        check_positive_int(self.synthetic_min_samples, "synthetic_min_samples")
+        check_positive_int(self.synthetic_min_samples, "synthetic_min_samples", minimum=2)
         check_positive_int(self.synthetic_max_samples, "synthetic_max_samples", minimum=0)
+        if self.partition in ("iid", "dirichlet") and self.dataset != "synthetic" and self.clients < 1:
+            raise ParameterError(f"partition {self.partition} splits the examples among `clients` users: give "
+                                 "clients >= 1")
         if not 0 < self.delta < 1:
             raise ParameterError(f"delta must be in (0, 1), got {self.delta!r}")
         if not (self.max_epsilon >= 0 and self.max_epsilon < float("inf")):
