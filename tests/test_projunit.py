@@ -256,6 +256,9 @@ def test_bad_parameters_and_inputs():
         FastProjUnit(4.0, 10).privatize(np.full(10, np.nan))
     with pytest.raises(InputError):
         FastProjUnit(4.0, 10).privatize(np.ones(11))
+    # edge inputs: zero rows (a random direction, as round_to_sphere) and rows whose ‖x‖² overflows
+    edge = FastProjUnit(4.0, 10).privatize(np.stack([np.zeros(10), np.full(10, 1e200)]), rng=0)
+    assert np.isfinite(edge).all()
     cod = make_codec("fastprojunit", "none", epsilon=4.0, dim=10)
     with pytest.raises(ParameterError):
         cod.encode(np.ones((2, 10)) / 4, run_seed=0, round=0, clients=[1])

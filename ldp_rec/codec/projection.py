@@ -27,7 +27,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .._validation import as_batch
 from ..errors import IncompatibleError, ParameterError
 from ..mechanisms.base import OUTPUT_TAIL
 from ..mechanisms.projunit import ProjUnit
@@ -99,8 +98,8 @@ class ProjectedCodec(Codec):
 
     # ---- encode / decode through the inner codec's public methods
     def _project(self, X, run_seed, round, clients, rng):
-        X, _ = as_batch(X, self.dim)
-        clients = np.asarray(clients).reshape(-1)  # ids are checked by the keys' derivation and the inner codec
+        # X is validated by the mechanism; ids by the keys' derivation and the inner codec
+        clients = np.asarray(clients).reshape(-1)
         rng = np.random.default_rng(rng)
         return self.mechanism.project(X, self.projection_keys(run_seed, round, clients), rng=rng), clients, rng
 

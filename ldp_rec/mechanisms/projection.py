@@ -81,22 +81,70 @@ def check_projection(kind: str, dim: int, proj_dim: int) -> None:
 
 
 @nb.njit(cache=True)
-def _fwht_inplace(x):
-    """In-place unnormalised Sylvester FWHT of every row of x (rows, D); returns the operations done."""
-    rows, D = x.shape
+def _fwht_vec(v):
+    """In-place unnormalised Sylvester FWHT of one vector of length D = 2^L; returns the operations
+    executed (each of the L stages: D/2 butterflies of one addition and one subtraction)."""
+    D = v.shape[0]
     ops = 0
-    for r in range(rows):
-        h = 1
-        while h < D:
-            for i in range(0, D, 2 * h):
-                for j in range(i, i + h):
-                    a = x[r, j]
-                    b = x[r, j + h]
-                    x[r, j] = a + b
-                    x[r, j + h] = a - b
-                    ops += 2
-            h *= 2
+    h = 1
+    while h < D:
+        for i in range(0, D, 2 * h):
+            for j in range(i, i + h):
+                a = v[j]
+                b = v[j + h]
+                v[j] = a + b
+                v[j + h] = a - b
+        ops += D
+        h *= 2
     return ops
+
+
+@nb.njit(cache=True, parallel=True)
+def _fwht_inplace(x):
+    """:func:`_fwht_vec` on every row of x (rows, D), rows in parallel; returns the operations executed."""
+    ops = np.zeros(x.shape[0], dtype=np.int64)
+    for r in nb.prange(x.shape[0]):
+        ops[r] = _fwht_vec(x[r])
+    return ops.sum()
+
+
+@nb.njit(cache=True)
+def _sign(u, i):
+    """σ_i = 1 − 2·bit (i mod 32) of ⌊u_{⌊i/32⌋}·2³²⌋ (the top 32 bits of a 53-bit uniform)."""
+    w = np.uint64(u[i // 32] * 4294967296.0)
+    return 1.0 - 2.0 * np.float64((w >> np.uint64(i % 32)) & np.uint64(1))
+
+
+@nb.njit(cache=True, parallel=True)
+def _srht_rows(X, Us, rows, D, scale, out):
+    """out[r] = scale · (H (σ ⊙ pad(X[r])))[rows[r]] / √D for every user r (one fused pass, in parallel)."""
+    n, d = X.shape
+    ops = np.zeros(n, dtype=np.int64)
+    norm = scale / np.sqrt(D)
+    for r in nb.prange(n):
+        v = np.zeros(D)
+        for i in range(d):
+            v[i] = X[r, i] * _sign(Us[r], i)
+        ops[r] = _fwht_vec(v)
+        for j in range(rows.shape[1]):
+            out[r, j] = v[rows[r, j]] * norm
+    return ops.sum()
+
+
+@nb.njit(cache=True, parallel=True)
+def _srht_cols(Z, Us, rows, D, scale, out):
+    """out[r] = first d coordinates of σ ⊙ H (scale · Sᵀ Z[r]) / √D for every user r (the transpose)."""
+    n, d = out.shape
+    ops = np.zeros(n, dtype=np.int64)
+    norm = scale / np.sqrt(D)
+    for r in nb.prange(n):
+        v = np.zeros(D)
+        for j in range(rows.shape[1]):
+            v[rows[r, j]] = Z[r, j]
+        ops[r] = _fwht_vec(v)
+        for i in range(d):
+            out[r, i] = v[i] * norm * _sign(Us[r], i)
+    return ops.sum()
 
 
 def fwht(a: np.ndarray) -> np.ndarray:
@@ -121,18 +169,17 @@ def _user_batches(n: int, per_user_bytes: int):
         yield slice(s, min(s + step, n))
 
 
-_SIGN_BITS = 32  # random signs taken from each uniform of the key's stream
+_SIGN_BITS = 32  # random signs taken from each uniform of the key's stream (:func:`_sign`)
 
 
 @nb.njit(cache=True)
 def _signs_from_uniforms(u, D):
-    """σ_i = 1 − 2·bit (i mod 32) of ⌊u_{⌊i/32⌋}·2³²⌋: the top 32 bits of each 53-bit uniform, one row per user."""
+    """σ (n, D) from the sign uniforms u (n, ⌈D/32⌉), one row per user (:func:`_sign`)."""
     n = u.shape[0]
     out = np.empty((n, D))
     for r in range(n):
         for i in range(D):
-            w = np.uint64(u[r, i // 32] * 4294967296.0)
-            out[r, i] = 1.0 - 2.0 * np.float64((w >> np.uint64(i % 32)) & np.uint64(1))
+            out[r, i] = _sign(u[r], i)
     return out
 
 
@@ -157,32 +204,36 @@ def _floyd_subsets(u, D):
     return out
 
 
+def _srht_uniforms(keys, D: int, proj_dim: int) -> np.ndarray:
+    """Candidate 0 of each key's uniform stream: ⌈D/32⌉ + k uniforms (n, ⌈D/32⌉ + k)."""
+    return randomness.block(keys, 0, 1, -(-D // _SIGN_BITS) + proj_dim, "uniform")[:, 0, :]
+
+
+def _srht_from_uniforms(U: np.ndarray, D: int) -> tuple[np.ndarray, np.ndarray]:
+    nw = -(-D // _SIGN_BITS)
+    return (_signs_from_uniforms(np.ascontiguousarray(U[:, :nw]), D),
+            _floyd_subsets(np.ascontiguousarray(U[:, nw:]), D))
+
+
 def srht_draws(keys, dim: int, proj_dim: int) -> tuple[np.ndarray, np.ndarray]:
     """The SRHT's random signs σ (n, D) in {±1} and sorted row indices (n, k) for each key, from candidate 0
     of the key's uniform stream: its first ⌈D/32⌉ uniforms give 32 sign bits each (the top bits of a uniform
     of :mod:`ldp_rec.rec.randomness`, (w + ½)·2⁻⁵³ with w a uniform 53-bit integer), and its next k give the
     rows by Floyd's algorithm (:func:`_floyd_subsets`, a uniform k-subset, without replacement)."""
     D = padded_dim(dim)
-    nw = -(-D // _SIGN_BITS)
-    U = randomness.block(keys, 0, 1, nw + proj_dim, "uniform")[:, 0, :]
-    signs = _signs_from_uniforms(np.ascontiguousarray(U[:, :nw]), D)
-    return signs, _floyd_subsets(np.ascontiguousarray(U[:, nw:]), D)
+    return _srht_from_uniforms(_srht_uniforms(np.asarray(keys, dtype=np.uint64).reshape(-1), D, proj_dim), D)
 
 
 def _srht(A, keys, d, k, *, transpose: bool):
     """Rows W a (transpose False: a ∈ R^d, W a = √(D/k) S H D_σ a) or Wᵀ a (a ∈ R^k, the first d coordinates
-    of √(D/k) D_σ H Sᵀ a), in batches of users."""
-    n, D, scale = A.shape[0], padded_dim(d), math.sqrt(padded_dim(d) / k)
+    of √(D/k) D_σ H Sᵀ a): one fused, parallel pass per user over the draws of :func:`srht_draws`."""
+    n, D = A.shape[0], padded_dim(d)
+    U = _srht_uniforms(keys, D, k)
+    nw = -(-D // _SIGN_BITS)
+    Us, rows = np.ascontiguousarray(U[:, :nw]), _floyd_subsets(np.ascontiguousarray(U[:, nw:]), D)
     out = np.empty((n, d if transpose else k))
-    for sl in _user_batches(n, 32 * D):
-        signs, rows = srht_draws(keys[sl], d, k)
-        Y = np.zeros((sl.stop - sl.start, D))
-        if transpose:
-            np.put_along_axis(Y, rows, A[sl] * scale, axis=1)
-            out[sl] = (fwht(Y) * signs)[:, :d]
-        else:
-            Y[:, :d] = A[sl]
-            out[sl] = np.take_along_axis(fwht(Y * signs), rows, axis=1) * scale
+    kernel = _srht_cols if transpose else _srht_rows
+    STATS.butterflies += int(kernel(A, Us, rows, D, math.sqrt(D / k), out))
     return out
 
 

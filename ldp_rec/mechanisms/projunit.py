@@ -120,19 +120,35 @@ class ProjUnit(Mechanism):
     # ---- the two halves, shared with the codec
     def project(self, x, keys, *, rng=None) -> np.ndarray:
         """Steps 1–2: unit rows u = W v/‖W v‖ (n, k) for raw inputs (n, d) and one public key per row.
-        A row with W v = 0 (probability 0 for dense W; for the SRHT only when v is orthogonal to every
-        sampled row) gets a uniformly random direction, which is data-independent."""
+
+        W is linear, so the rounding v = s·x/‖x‖ (s = ±1 with P[s = 1] = (1 + min(‖x‖/C, 1))/2, exactly the
+        law of :func:`~.base.round_to_sphere`) is applied after the projection: u = s·W x/‖W x‖, with no
+        d-dimensional temporary. A zero row gets round_to_sphere's uniformly random direction first. A row
+        with W v = 0 (probability 0 for dense W; for the SRHT only when v is orthogonal to every sampled
+        row) gets a uniformly random direction in R^k, which is data-independent."""
         rng = np.random.default_rng(rng)
         X, _ = self.check_input(x)
-        V = round_to_sphere(X, float(self.clip), rng)
-        U = self.kind.apply(V, keys)
-        norms = np.linalg.norm(U, axis=1)
-        zero = ~(norms > 0)
+        with np.errstate(over="ignore"):
+            norms = np.sqrt(np.einsum("nd,nd->n", X, X))
+        huge = ~np.isfinite(norms)  # ‖x‖² overflowed: rescale those rows first
+        if huge.any():
+            norms[huge] = np.linalg.norm(X[huge] / np.abs(X[huge]).max(axis=1, keepdims=True), axis=1) \
+                * np.abs(X[huge]).max(axis=1)
+        zero = norms == 0
         if zero.any():
-            g = rng.standard_normal((int(zero.sum()), U.shape[1]))
-            U[zero] = g / np.linalg.norm(g, axis=1, keepdims=True)
-            norms[zero] = 1.0
-        return U / norms[:, None]
+            X = X.copy()
+            X[zero] = round_to_sphere(X[zero], float(self.clip), rng)
+        r = np.minimum(norms / float(self.clip), 1.0)
+        sign = np.where(rng.random(X.shape[0]) < 0.5 * (1.0 + r), 1.0, -1.0)
+        sign[zero] = 1.0  # the random direction is already the rounded point
+        U = self.kind.apply(X, keys)
+        unorms = np.linalg.norm(U, axis=1)
+        bad = ~(unorms > 0)
+        if bad.any():
+            g = rng.standard_normal((int(bad.sum()), U.shape[1]))
+            U[bad] = g / np.linalg.norm(g, axis=1, keepdims=True)
+            unorms[bad] = 1.0
+        return U * (sign / unorms)[:, None]
 
     def lift(self, z, keys) -> np.ndarray:
         """Step 4: ``C Wᵀ z / c`` (n, d) for unbiased estimates z (n, k) of u."""
