@@ -130,13 +130,10 @@ class ProjUnit(Mechanism):
         X, _ = self.check_input(x)
         with np.errstate(over="ignore"):
             norms = np.sqrt(np.einsum("nd,nd->n", X, X))
-        huge = ~np.isfinite(norms)  # ‖x‖² overflowed: rescale those rows first
-        if huge.any():
-            norms[huge] = np.linalg.norm(X[huge] / np.abs(X[huge]).max(axis=1, keepdims=True), axis=1) \
-                * np.abs(X[huge]).max(axis=1)
-        zero = norms == 0
-        if zero.any():
+        huge, zero = ~np.isfinite(norms), norms == 0
+        if huge.any() or zero.any():
             X = X.copy()
+            X[huge] /= np.abs(X[huge]).max(axis=1, keepdims=True)  # ‖x‖² overflowed: u is scale-free, so rescale
             X[zero] = round_to_sphere(X[zero], float(self.clip), rng)
         r = np.minimum(norms / float(self.clip), 1.0)
         sign = np.where(rng.random(X.shape[0]) < 0.5 * (1.0 + r), 1.0, -1.0)
