@@ -10,7 +10,7 @@ rows), generated and encoded in batches so d = 10^6 fits in memory. For each (d,
 Methods: ``privunitg/none`` (full-d floats: the reference), ``fastprojunit/none`` (k floats),
 ``fastprojunit/subset``, ``projunit/none`` and ``projunit/subset`` (dense Gaussian W), and today's
 ``privunitg/subset`` on full d. The slow methods run on fewer users at large d (the table says n).
-Then a k-sweep at d = 69,050, ε = 4 (FastProjUnit, floats and subset).
+Then a k-sweep at d = 69,050, ε = 4 (FastProjUnit, floats and subset, 500 users each).
 
     python simulations/projunit_dme.py [--quick] [--out simulations/projunit_dme]
 """
@@ -33,7 +33,7 @@ DIMS = (650, 10_000, 69_050, 1_000_000)
 EPSILONS = (4.0, 8.0)
 # users per method and dimension (fewer where a method's encode is slow; the table reports n)
 USERS = {
-    ("privunitg", "none"): {650: 5000, 10_000: 5000, 69_050: 5000, 1_000_000: 200},
+    ("privunitg", "none"): {650: 5000, 10_000: 5000, 69_050: 2000, 1_000_000: 100},
     ("fastprojunit", "none"): {650: 5000, 10_000: 5000, 69_050: 5000, 1_000_000: 200},
     ("fastprojunit", "subset"): {650: 5000, 10_000: 5000, 69_050: 5000, 1_000_000: 200},
     ("projunit", "none"): {650: 5000, 10_000: 1000, 69_050: 100, 1_000_000: 8},
@@ -86,7 +86,7 @@ def _users(mech: str, codec: str, d: int, eps: float, quick: bool) -> int:
     if eps == 8.0 and (mech, codec) == ("privunitg", "subset"):
         n = EPS8_SUBSET_FULL[d]
     if eps == 8.0 and codec == "subset" and mech != "privunitg":
-        n = min(n, 2000)  # 2^16 candidates of width k per user
+        n = min(n, 1000)  # 2^16 candidates of width k per user
     return max(1, n // 10) if (quick and n) else n
 
 
@@ -98,6 +98,7 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "projunit_dme"))
     args = ap.parse_args(argv)
     load = [os.getloadavg()]
+    commit = git_commit()
     rows, sweep = [], []
     for d in args.dims:
         for eps in EPSILONS:
@@ -123,21 +124,26 @@ def main(argv=None) -> int:
         for k in SWEEP_K:
             for codec in ("none", "subset"):
                 cdc = make_codec("fastprojunit", codec, epsilon=eps, dim=d, proj_dim=k)
-                n = 1000 if not args.quick else 100
+                n = 500 if not args.quick else 50
                 r = measure(cdc, n=n, d=d, seed=args.seed + 1, batch=250)
                 r.update(dim=d, epsilon=eps, mechanism="fastprojunit", codec=codec, k=k,
                          closed_form_mse=float(cdc.mechanism.expected_mse()), mse_ratio=r["per_user_mse"] / full)
                 sweep.append(r)
                 print(json.dumps(r), flush=True)
         load.append(os.getloadavg())
-    save({"rows": rows, "k_sweep": sweep, "load_average": load, "seed": args.seed}, args.out, render)
+    save({"rows": rows, "k_sweep": sweep, "load_average": load, "seed": args.seed, "commit": commit}, args.out, render)
     return 0
 
 
+def git_commit() -> str:
+    """The checkout's commit (record it when a run starts: the code it loaded)."""
+    return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+
+
 def save(out: dict, base: str, render) -> None:
-    """Write ``base``.json (with the commit, numpy version and the private-coin mode) and ``base``.md."""
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
-    out = {**out, "commit": commit, "numpy": np.__version__, "private_coins": "seeded (simulation only)"}
+    """Write ``base``.json (with the commit the run started at, numpy version and the private-coin mode) and
+    ``base``.md."""
+    out = {"commit": git_commit(), **out, "numpy": np.__version__, "private_coins": "seeded (simulation only)"}
     with open(base + ".json", "w") as f:
         json.dump(out, f, indent=1)
     with open(base + ".md", "w") as f:
@@ -169,7 +175,7 @@ def render(out: dict) -> str:
                       f"faster than full-d subset (goal ≥ 50×); decode {full_sub['decode_us'] / fast['decode_us']:.2f}× "
                       "the full-d subset's speed."]
     if out["k_sweep"]:
-        lines += ["", "## k-sweep (d = 69,050, ε = 4, FastProjUnit, n = 1000 users each)", "",
+        lines += ["", "## k-sweep (d = 69,050, ε = 4, FastProjUnit, n = 500 users each)", "",
                   "| codec | k | bits | MSE ratio | closed-form ratio | encode µs | decode µs |",
                   "|---|---|---|---|---|---|---|"]
         full = next((r["full_d_closed_form_mse"] for r in goal), None) or 1.0

@@ -30,7 +30,7 @@ from ldp_rec.fl.federation import model_dim, round_codec
 from ldp_rec.fl.server import run_in_process
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from projunit_dme import save  # noqa: E402
+from projunit_dme import git_commit, save  # noqa: E402
 
 METHODS = (  # label, FLConfig overrides
     ("non-private floats", {"mode": "none"}),
@@ -53,7 +53,7 @@ def main(argv=None) -> int:
     base = FLConfig(dataset="digits", model="mlp", width=args.width, epsilon=args.epsilon, private_seed=0,
                     rounds=args.rounds)
     dim = model_dim(base)
-    runs, load = [], [os.getloadavg()]
+    runs, load, commit = [], [os.getloadavg()], git_commit()
     for label, over in METHODS:
         over = dict(over)
         rounds = args.full_d_rounds if over.pop("full_d", False) else args.rounds
@@ -72,7 +72,8 @@ def main(argv=None) -> int:
         runs.append(run)
         load.append(os.getloadavg())
         print(json.dumps({k: v for k, v in run.items() if k != "config"}), flush=True)
-    save({"runs": runs, "load_average": load, "runner": "ldp_rec.fl.server.run_in_process"}, args.out, render)
+    save({"runs": runs, "load_average": load, "runner": "ldp_rec.fl.server.run_in_process", "commit": commit},
+         args.out, render)
     return 0
 
 
