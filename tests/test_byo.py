@@ -108,7 +108,7 @@ def test_own_model_and_data_through_the_python_api(byo):
     res = F.client_round(cfg, get_flat_params(model), 1, np.arange(24))
     from ldp_rec.fl.server import FederationServer
 
-    assert FederationServer(cfg).decode(1, res.payloads, np.arange(24)).ok.all()
+    assert FederationServer(cfg).decode(1, res.frame, np.arange(24)).ok.all()
     # a loader without users: the run splits its examples like a built-in data set's
     cfg2 = cfg.replace(dataset=f"{MODULE}:per_example", partition="iid", clients=9)
     assert F.load_data(cfg2).users.num_users == 9

@@ -301,6 +301,6 @@ def test_fl_runs_on_hub_data_sets_offline(local_hub, dataset, model, shape, user
         assert data.users.num_users == users
         server = FederationServer(cfg)
         res = F.client_round(cfg, server.params, 1, np.arange(3))
-        assert server.decode(1, res.payloads, np.arange(3)).ok.all()
+        assert server.decode(1, res.frame, np.arange(3)).ok.all()
     finally:
         F._load.cache_clear()

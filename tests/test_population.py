@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from ldp_rec.codec import wire
 from ldp_rec.errors import ParameterError
 from ldp_rec.fl import federation as F
 from ldp_rec.fl.cohort import assign, sample_cohort
@@ -96,9 +97,9 @@ def test_ledger_charges_only_decoded_users():
     server = FederationServer(cfg)
     server.plan(1, [1, 2])
     a = server.assigned[1]
-    good = F.client_round(cfg, server.params, 1, a).payloads
-    good[0] = good[0][:-1] + bytes([good[0][-1] ^ 1])  # corrupt one
-    row = server.finish(1, {1: Reply(payloads=good, coins="os-entropy")})  # node 2 never replies
+    frame = bytearray(F.client_round(cfg, server.params, 1, a).frame)
+    frame[wire.user_tag_offset(frame, 0, n=a.size)] ^= 1  # corrupt one user's message
+    row = server.finish(1, {1: Reply(frame=bytes(frame), coins="os-entropy")})  # node 2 never replies
     assert row["clients_ok"] == a.size - 1 and row["clients_failed"] == cfg.clients - a.size + 1
     assert server.ledger.counts.sum() == a.size - 1 and server.ledger.counts[a[0]] == 0
 
@@ -125,8 +126,8 @@ def test_cdp_round_is_dpfedavg():
     replies, total = {}, np.zeros(server.params.size)
     for node, users in server.assigned.items():
         res = F.client_round(cfg, server.params, 1, users)
-        replies[node] = Reply(payloads=res.payloads, coins=cfg.private_coins)
-        total += server.decode(1, res.payloads, users).estimates.sum(0)
+        replies[node] = Reply(frame=res.frame, coins=cfg.private_coins)
+        total += server.decode(1, res.frame, users).estimates.sum(0)
     before = server.params.copy()
     noise_rng = np.random.default_rng(np.random.SeedSequence([cfg.private_seed, 0x5E]))
     row = server.finish(1, replies)

@@ -1,8 +1,8 @@
 """The trust model (references.md §6): the server is the adversary.
 
 * An adversarial server that knows everything it sees or sends (run config, run seed, round,
-  cohort, codec, payloads) re-runs a client on two candidate inputs with every seed it can guess
-  and compares with the payload it received. With OS-entropy coins it must do no better than ε
+  cohort, codec, frames) re-runs a client on two candidate inputs with every seed it can guess
+  and compares with the frame it received. With OS-entropy coins it must do no better than ε
   allows (Clopper–Pearson lower bound on ε ≤ the claim); with the old run-seed-derived coins, or
   seeded simulation coins, it wins outright, which shows the attack is real.
 * Seeded mode replays bit for bit; OS-entropy mode does not.
@@ -22,7 +22,7 @@ from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Message, Message
 from flwr.app.message.message import make_message
 
 from ldp_rec.codec import wire
-from ldp_rec.codec.core import binding_keys
+from ldp_rec.codec.core import binding_keys, cohort_binding
 from ldp_rec.fl import federation as F
 from ldp_rec.fl import models
 from ldp_rec.fl.client_app import build_client_app, handle_train
@@ -48,9 +48,9 @@ def _server_guesses(cfg: FLConfig, rnd: int, start: int):
 def _attack(observed: bytes, cfg, rnd, start, x, x_alt, guess_rng) -> bool:
     """The server's guess "the input was x" (True) or "x_alt" (False)."""
     for rng_x, rng_alt in zip(_server_guesses(cfg, rnd, start), _server_guesses(cfg, rnd, start)):
-        if F.privatize_cohort(cfg, x[None], rnd, [start], rng_x).payloads[0] == observed:
+        if F.privatize_cohort(cfg, x[None], rnd, [start], rng_x).frame == observed:
             return True
-        if F.privatize_cohort(cfg, x_alt[None], rnd, [start], rng_alt).payloads[0] == observed:
+        if F.privatize_cohort(cfg, x_alt[None], rnd, [start], rng_alt).frame == observed:
             return False
     return bool(guess_rng.random() < 0.5)
 
@@ -79,7 +79,7 @@ def _in_process_client(monkeypatch):
     def client(cfg, x, rnd):
         monkeypatch.setattr(F.task, "local_updates", lambda *a, **k: (x[None].copy(), np.zeros(1), np.ones(1)))
         params = np.zeros(F.model_dim(cfg), np.float32)
-        return F.client_round(cfg, params, rnd, [0]).payloads[0]
+        return F.client_round(cfg, params, rnd, [0]).frame
     return client
 
 
@@ -103,8 +103,7 @@ def _clientapp_client(monkeypatch, policy=None):
         monkeypatch.setattr(F.task, "local_updates", lambda *a, **k: (x[None].copy(), np.zeros(1), np.ones(1)))
         msg = _train_message(cfg, np.zeros(F.model_dim(cfg), np.float32), rnd, 0, 1)
         reply = handle_train(msg, ctx, policy or NodePolicy())
-        rec = reply.content["payloads"]
-        return rec["blob"].numpy().tobytes()
+        return reply.content["frame"]["frame"].numpy().tobytes()
     return client
 
 
@@ -137,13 +136,14 @@ def test_seeded_mode_replays_and_os_entropy_mode_does_not():
     params = models.get_flat_params(F.make_fl_model(cfg, F.load_data(cfg)))
     seeded = cfg.replace(private_seed=5)
     ids = np.arange(12)
-    assert F.client_round(seeded, params, 1, ids).payloads == F.client_round(seeded, params, 1, ids).payloads
+    assert F.client_round(seeded, params, 1, ids).frame == F.client_round(seeded, params, 1, ids).frame
     assert seeded.private_coins == PRIVATE_COINS_SEEDED and "simulation only" in PRIVATE_COINS_SEEDED
-    a, b = F.client_round(cfg, params, 1, ids).payloads, F.client_round(cfg, params, 1, ids).payloads
+    a, b = F.client_round(cfg, params, 1, ids).frame, F.client_round(cfg, params, 1, ids).frame
     assert a != b and cfg.private_coins == PRIVATE_COINS_OS
     lb = FLConfig(**BASE, mode="ldp")
-    fa, fb = F.client_round(lb, params, 1, ids).payloads, F.client_round(lb, params, 1, ids).payloads
-    assert all(p != q for p, q in zip(fa, fb))  # float payloads: every user's noise is fresh
+    state = FederationServer(lb, params)
+    ea, eb = (state.decode(1, F.client_round(lb, params, 1, ids).frame, ids).estimates for _ in range(2))
+    assert (ea != eb).any(axis=1).all()  # float estimates: every user's noise is fresh
 
 
 def test_deployment_refuses_seeded_coins():
@@ -213,30 +213,32 @@ def test_server_counts_refusals():
     assert row["private_coins"] == [PRIVATE_COINS_OS]
 
 
-def test_payloads_of_a_differently_configured_client_fail_the_tag():
+def test_frames_of_a_differently_configured_client_fail_the_tag():
     """The codec's configuration is bound into the tag: a client running another ε, mechanism,
-    index length or clip cannot have its payloads decoded silently into wrongly scaled estimates."""
+    index length or clip cannot have its messages decoded silently into wrongly scaled estimates."""
     cfg = FLConfig(**{**BASE, "epsilon": 4.0}, mode="ldp-rec", bits=8)
     dim = F.model_dim(cfg)
     params = np.zeros(dim, np.float32)
     state = FederationServer(cfg, params)
     ids = np.arange(6)
-    assert state.decode(1, F.client_round(cfg, params, 1, ids).payloads, ids).ok.all()
+    assert state.decode(1, F.client_round(cfg, params, 1, ids).frame, ids).ok.all()
     for other in (dict(epsilon=3.5), dict(mechanism="privunit2"), dict(clip=0.25), dict(codec="subset")):
-        res = state.decode(1, F.client_round(cfg.replace(**other), params, 1, ids).payloads, ids)
+        res = state.decode(1, F.client_round(cfg.replace(**other), params, 1, ids).frame, ids)
         assert not res.ok.any() and all("tag mismatch" in e or "codec id" in e for e in res.errors), other
     assert F.round_codec(cfg, dim).fingerprint != F.round_codec(cfg.replace(epsilon=3.5), dim).fingerprint
 
 
 # ----------------------------------------------------------------------------- a malicious node
 
-def forged_float_payloads(cfg: FLConfig, dim: int, rnd: int, ids, rows: np.ndarray) -> list[bytes]:
-    """What a malicious node that knows the run seed and config can send: well-formed, correctly
-    tagged float payloads holding whatever it likes."""
+def forged_float_frame(cfg: FLConfig, dim: int, rnd: int, ids, rows: np.ndarray) -> bytes:
+    """What a malicious node that knows the run seed and config can send: a well-formed, correctly
+    tagged cohort frame of float bodies holding whatever it likes."""
     codec = F.round_codec(cfg, dim)
-    binds = binding_keys(cfg.seed, rnd, ids, codec.fingerprint)
-    return [wire.pack(wire.Frame(codec.codec_id, 1, 32 * dim, r.astype("<f4").tobytes()), binding=int(b))
-            for r, b in zip(rows, binds)]
+    ids = np.asarray(ids, dtype=np.int64)
+    stream = np.frombuffer(np.ascontiguousarray(rows, dtype="<f4").tobytes(), dtype=np.uint8)
+    return wire.pack_cohort(stream, np.full(ids.size, 32 * dim), codec_id=codec.codec_id, chunks=1, clients=ids,
+                            user_bindings=binding_keys(cfg.seed, rnd, ids, codec.fingerprint),
+                            cohort_binding=cohort_binding(cfg.seed, rnd, codec.fingerprint), fixed=True)
 
 
 @pytest.mark.parametrize("mode", ["ldp", "none"])
@@ -244,7 +246,8 @@ def test_out_of_range_float_estimates_are_rejected(mode):
     cfg = FLConfig(**BASE, mode=mode)
     dim = F.model_dim(cfg)
     state = FederationServer(cfg, np.zeros(dim, np.float32))
-    honest = F.client_round(cfg.replace(mode=mode), state.params, 1, np.arange(4)).payloads
+    honest = state.decode(1, F.client_round(cfg, state.params, 1, np.arange(4)).frame, np.arange(4))
+    assert honest.ok.all()
     bound = F.round_codec(cfg, dim).output_norm_bound()
     assert np.isfinite(bound)
     rows = np.zeros((4, dim))
@@ -252,8 +255,8 @@ def test_out_of_range_float_estimates_are_rejected(mode):
     rows[1, :] = np.finfo(np.float32).max
     rows[2, 3] = np.nan
     rows[3, 0] = 0.5 * bound  # inside the range: accepted
-    forged = forged_float_payloads(cfg, dim, 1, np.arange(4, 8), rows)
-    res = state.decode(1, honest + forged, np.arange(8))
+    forged = forged_float_frame(cfg, dim, 1, np.arange(8), np.vstack([honest.estimates, rows]))
+    res = state.decode(1, forged, np.arange(8))
     assert list(res.ok) == [True] * 4 + [False, False, False, True]
     assert "output range" in res.errors[4] and "NaN or Inf" in res.errors[5] + res.errors[6]
     assert np.isfinite(res.estimates).all()
@@ -261,10 +264,10 @@ def test_out_of_range_float_estimates_are_rejected(mode):
 
 @pytest.mark.slow
 def test_malicious_node_is_counted_and_the_run_completes():
-    """Flower simulation, 2 nodes: the node hosting user 0 replaces its payloads by huge and
+    """Flower simulation, 2 nodes: the node hosting user 0 replaces its frame by huge and
     non-finite float estimates; its users are counted as failed and the model stays finite."""
     from ldp_rec.experiments.fl import run_flower
-    from ldp_rec.fl.client_app import pack_payloads
+    from ldp_rec.fl.client_app import pack_frame
 
     cfg = FLConfig(**BASE, mode="ldp")
     honest = build_client_app(NodePolicy.simulation())
@@ -281,8 +284,8 @@ def test_malicious_node_is_counted_and_the_run_completes():
             rows = np.full((ids.size, dim), 1e6)
             rows[0] = np.finfo(np.float32).max
             rows[1, 0] = np.nan
-            forged = forged_float_payloads(cfg, dim, int(msg.content["round"]["server-round"]), ids, rows)
-            reply.content["payloads"] = pack_payloads(forged)
+            forged = forged_float_frame(cfg, dim, int(msg.content["round"]["server-round"]), ids, rows)
+            reply.content["frame"] = pack_frame(forged)
         return reply
 
     rows, _ = run_flower(cfg, client_app=malicious)

@@ -270,24 +270,15 @@ def pack_cohort(stream: np.ndarray, nbits, *, codec_id: int, chunks: int, client
     return head + _frame_tag(cohort_binding, clients, head) + tags + buf.tobytes()
 
 
-def unpack_cohort(payload, *, clients, user_bindings, cohort_binding: int, codec_id: int,
-                  max_nbits: int) -> CohortFrame:
-    """Parse a cohort frame for the cohort ``clients`` (module doc). DecodeError when the structure is
-    defective (then no row can be trusted); users whose tag fails are flagged in ``tag_ok``."""
-    if not isinstance(payload, (bytes, bytearray, memoryview)):
-        raise DecodeError(f"payload must be bytes, got {type(payload).__name__}")
-    n_exp = int(np.asarray(clients).size)
-    size = len(payload)
-    # the largest honest frame: header, lengths, tags and bodies of n_exp users of max_nbits each
-    limit = 32 + (n_exp * _MAX_LENGTH_WIDTH + 7) // 8 + 2 * n_exp + (n_exp * int(max_nbits) + 7) // 8
-    if size > limit:
-        raise DecodeError(f"over-long cohort frame: {size} bytes, at most {limit} for {n_exp} users")
-    data = bytes(payload)
+def _structure(data: bytes, n_exp: int, max_nbits: int, codec_id: int | None) -> tuple[int, np.ndarray, int]:
+    """Parse a cohort frame's header and lengths: ``(chunks, nbits (n,), position of the frame tag)``;
+    DecodeError when they are defective (the frame tag is checked by the caller)."""
+    size = len(data)
     if size < 8:
         raise DecodeError(f"truncated cohort frame ({size} bytes)")
     if data[0] != COHORT_VERSION:
         raise DecodeError(f"not a cohort frame (version {data[0]}, expected {COHORT_VERSION})")
-    if data[1] != codec_id:
+    if codec_id is not None and data[1] != codec_id:
         raise DecodeError(f"frame is for codec id {data[1]}, expected {codec_id}")
     chunks = data[2]
     if chunks == 0:
@@ -318,6 +309,24 @@ def unpack_cohort(payload, *, clients, user_bindings, cohort_binding: int, codec
         except DecodeError as exc:
             raise DecodeError(f"corrupted cohort frame (lengths: {exc})") from None
         pos += nbytes
+    return int(chunks), nbits, pos
+
+
+def unpack_cohort(payload, *, clients, user_bindings, cohort_binding: int, codec_id: int,
+                  max_nbits: int) -> CohortFrame:
+    """Parse a cohort frame for the cohort ``clients`` (module doc). DecodeError when the structure is
+    defective (then no row can be trusted); users whose tag fails are flagged in ``tag_ok``."""
+    if not isinstance(payload, (bytes, bytearray, memoryview)):
+        raise DecodeError(f"payload must be bytes, got {type(payload).__name__}")
+    n_exp = int(np.asarray(clients).size)
+    size = len(payload)
+    # the largest honest frame: header, lengths, tags and bodies of n_exp users of max_nbits each
+    limit = 32 + (n_exp * _MAX_LENGTH_WIDTH + 7) // 8 + 2 * n_exp + (n_exp * int(max_nbits) + 7) // 8
+    if size > limit:
+        raise DecodeError(f"over-long cohort frame: {size} bytes, at most {limit} for {n_exp} users")
+    data = bytes(payload)
+    chunks, nbits, pos = _structure(data, n_exp, max_nbits, codec_id)
+    n = n_exp
     structure = data[:pos]
     if pos + 4 + 2 * n > size:
         raise DecodeError("truncated cohort frame (tags)")
@@ -337,6 +346,15 @@ def unpack_cohort(payload, *, clients, user_bindings, cohort_binding: int, codec
     starts = np.concatenate([[0], np.cumsum(nbits)[:-1]]).astype(np.int64)
     ok = user_tags(buf, starts, nbits, user_bindings) == tags
     return CohortFrame(int(data[1]), int(chunks), buf, starts, nbits, ok)
+
+
+def user_tag_offset(payload, user: int, *, n: int) -> int:
+    """Byte offset of the 16-bit tag of the ``user``-th body (0-based) of a cohort frame of ``n`` users
+    (test tooling: corrupting one user's tag must fail that user's row only)."""
+    _, _, pos = _structure(bytes(payload), n, _MAX_NBITS, None)
+    if not 0 <= user < n:
+        raise ParameterError(f"user {user} is not in a cohort of {n}")
+    return pos + 4 + 2 * user
 
 
 def frame_version(payload) -> int:

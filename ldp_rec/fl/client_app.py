@@ -7,9 +7,9 @@ of user ids come from the server's message, but the node checks the request agai
 record that the server counts. Private coins come from OS entropy on the node
 (:func:`~ldp_rec.fl.federation.private_coins`).
 
-The reply carries only what the privacy analysis accounts for: the users' payloads (one uint8
-array plus their lengths) and where the node's private coins came from. Nothing computed from
-private data leaves outside the payloads (no training loss, no example counts, no count of users
+The reply carries only what the privacy analysis accounts for: the cohort's frame (wire format
+v2, one uint8 array holding every user's message, :mod:`ldp_rec.codec.wire`) and where the node's
+private coins came from. Nothing computed from private data leaves outside the frame (no training loss, no example counts, no count of users
 whose update was non-finite; those are logged on the node only).
 """
 
@@ -22,6 +22,7 @@ import numpy as np
 from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Message, RecordDict
 from flwr.clientapp import ClientApp
 
+from ..codec import wire
 from .config import FLConfig, parse_faults
 from .federation import client_round, round_codec
 from .policy import NodePolicy
@@ -41,10 +42,9 @@ def _match_thread_budget() -> None:
         numba.set_num_threads(max(1, min(int(budget), numba.config.NUMBA_NUM_THREADS)))
 
 
-def pack_payloads(payloads: list[bytes]) -> ArrayRecord:
-    lengths = np.array([len(p) for p in payloads], dtype=np.int64)
-    blob = np.frombuffer(b"".join(payloads), dtype=np.uint8).copy()
-    return ArrayRecord({"blob": Array(blob), "lengths": Array(lengths)})
+def pack_frame(frame: bytes) -> ArrayRecord:
+    """The reply record of a cohort frame: one uint8 array."""
+    return ArrayRecord({"frame": Array(np.frombuffer(frame, dtype=np.uint8).copy())})
 
 
 def _ledger(context: Context) -> dict[int, float]:
@@ -103,14 +103,15 @@ def handle_train(msg: Message, context: Context, policy: NodePolicy) -> Message:
         for u in ids.tolist():
             ledger[u] = ledger.get(u, 0.0) + eps
         _store_ledger(context, ledger)
+    frame = res.frame
     for kind, user in faults:
-        if kind == "corrupt" and user in ids:
-            k = int(np.flatnonzero(ids == user)[0])
-            bad = bytearray(res.payloads[k])
-            bad[len(bad) // 2] ^= 0x5A
-            res.payloads[k] = bytes(bad)
+        if kind == "corrupt" and user in ids:  # corrupt that user's tag: its row alone must fail
+            at = wire.user_tag_offset(frame, int(np.flatnonzero(ids == user)[0]), n=ids.size)
+            bad = bytearray(frame)
+            bad[at] ^= 0x5A
+            frame = bytes(bad)
     coins = ConfigRecord({"private-coins": cfg.private_coins})
-    return Message(RecordDict({"payloads": pack_payloads(res.payloads), "coins": coins}), reply_to=msg)
+    return Message(RecordDict({"frame": pack_frame(frame), "coins": coins}), reply_to=msg)
 
 
 def build_client_app(policy: NodePolicy | None = None) -> ClientApp:

@@ -255,10 +255,11 @@ def private_coins(cfg: FLConfig, rnd: int, first_user: int) -> np.random.SeedSeq
 
 @dataclass
 class ClientResult:
-    """What a node computed for its cohort. Only ``payloads`` leave the node; ``replaced`` (users
-    whose local update was non-finite and was replaced by the public value 0) stays on it."""
+    """What a node computed for its cohort. Only ``frame`` (the cohort's wire-v2 frame,
+    :func:`ldp_rec.codec.wire.pack_cohort`) leaves the node; ``replaced`` (users whose local update
+    was non-finite and was replaced by the public value 0) stays on it."""
 
-    payloads: list
+    frame: bytes
     replaced: int
 
 
@@ -266,16 +267,16 @@ def privatize_cohort(cfg: FLConfig, U: np.ndarray, rnd: int, users, rng) -> Clie
     """Clip, privatise and encode the updates ``U`` of the user ids ``users`` with the private ``rng``.
 
     A non-finite update is replaced by the public value 0 (which the mechanism privatises like any
-    other input), so every user sends a payload of the same form and length: the server cannot
+    other input), so every user sends a body of the same form and length: the server cannot
     tell from the transcript that a user's data produced NaN."""
     bad = task.check_finite(U)
     if bad.any():
         U = U.copy()
         U[bad] = 0.0
     codec = round_codec(cfg, U.shape[1])
-    payloads = codec.encode(task.clip_updates(U, cfg.clip), run_seed=cfg.seed, round=rnd,
-                            clients=np.asarray(users, dtype=np.int64), rng=rng)
-    return ClientResult(payloads, int(bad.sum()))
+    frame = codec.encode_cohort(task.clip_updates(U, cfg.clip), run_seed=cfg.seed, round=rnd,
+                                clients=np.asarray(users, dtype=np.int64), rng=rng)
+    return ClientResult(frame, int(bad.sum()))
 
 
 def check_users(users, n_users: int) -> np.ndarray:

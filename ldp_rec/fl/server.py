@@ -5,10 +5,11 @@ privacy ledger and the round's assignment. A round is two calls:
 
 1. :meth:`FederationServer.plan` samples the cohort among the eligible users (:mod:`.cohort`) and
    assigns it to the nodes that are there;
-2. :meth:`FederationServer.finish` takes one :class:`Reply` per assigned node (payloads, a
-   refusal, a failure, or nothing), decodes each node's payloads with the ids *it* assigned,
-   aggregates, applies the update, charges the ledger of exactly the users whose payloads
-   decoded, and returns the round's row.
+2. :meth:`FederationServer.finish` takes one :class:`Reply` per assigned node (a cohort frame,
+   a refusal, a failure, or nothing), decodes each node's frame with the ids *it* assigned (a
+   corrupt user fails its own row only, :mod:`ldp_rec.codec.wire`), aggregates, applies the
+   update, charges the ledger of exactly the users whose messages decoded, and returns the
+   round's row.
 
 The Flower strategy (:mod:`.strategy`), the in-process runner (:func:`run_in_process`, used by
 the simulation suites) and the tests all use it, so there is one copy of the round.
@@ -43,7 +44,6 @@ from pathlib import Path
 
 import numpy as np
 
-from ..codec import wire
 from ..codec.core import DecodeResult
 from ..errors import ParameterError
 from ..privacy.accountant import plan_epsilon
@@ -58,10 +58,11 @@ from .federation import load_data, make_fl_model, round_codec
 
 @dataclass
 class Reply:
-    """What the server got from one assigned node: ``payloads`` (one per assigned user), or a
-    ``refused`` reason (the node's own policy), or a ``failed`` reason (error, malformed, missing)."""
+    """What the server got from one assigned node: ``frame`` (the cohort frame of its assigned
+    users), or a ``refused`` reason (the node's own policy), or a ``failed`` reason (error,
+    malformed, missing)."""
 
-    payloads: list | None = None
+    frame: bytes | None = None
     coins: str = ""
     refused: str = ""
     failed: str = ""
@@ -129,17 +130,17 @@ class FederationServer:
         self._t0 = time.perf_counter()
         return self.assigned
 
-    def decode(self, rnd: int, payloads, users) -> DecodeResult:
-        users = np.asarray(users, dtype=np.int64)
-        if len(payloads) != users.size:
-            raise ParameterError(f"{len(payloads)} payloads for a cohort of {users.size} users")
-        return self.codec.decode(payloads, run_seed=self.cfg.seed, round=rnd, clients=users)
+    def decode(self, rnd: int, frame, users) -> DecodeResult:
+        """Decode one node's cohort frame for the users the server assigned to it (in that order)."""
+        return self.codec.decode_cohort(frame, run_seed=self.cfg.seed, round=rnd,
+                                        clients=np.asarray(users, dtype=np.int64))
 
     def finish(self, rnd: int, replies: dict[int, Reply], *, log=None) -> dict:
         """Aggregate the replies of the assigned nodes (a node without a reply counts as failed)."""
         total = np.zeros(self.params.size)
         n_ok = n_failed = n_refused = 0
-        bits, nbytes, coins, decoded = [], [], set(), []
+        bits, coins, decoded = [], set(), []
+        frame_bytes = frame_users = 0  # bytes on the wire per user: whole frames over their users
         replied = 0
         for node, users in self.assigned.items():
             reply = replies.get(node)
@@ -151,12 +152,12 @@ class FederationServer:
                 n_refused += users.size
                 _log(log, "round %d: node %s refused: %s", rnd, node, reply.refused)
                 continue
-            if reply.failed or reply.payloads is None:
+            if reply.failed or reply.frame is None:
                 n_failed += users.size
-                _log(log, "round %d: node %s failed: %s", rnd, node, reply.failed or "no payloads")
+                _log(log, "round %d: node %s failed: %s", rnd, node, reply.failed or "no frame")
                 continue
             try:
-                res = self.decode(rnd, reply.payloads, users)
+                res = self.decode(rnd, reply.frame, users)
             except Exception as exc:  # a malformed reply fails its node's cohort, not the round
                 n_failed += users.size
                 _log(log, "round %d: node %s sent a malformed reply: %s", rnd, node, exc)
@@ -166,9 +167,10 @@ class FederationServer:
             n_ok += int(res.ok.sum())
             n_failed += res.n_failed
             decoded.append(users[res.ok])
-            for p in np.asarray(reply.payloads, dtype=object)[res.ok]:
-                bits.append(wire.unpack_header_nbits(p))
-                nbytes.append(len(p))
+            if res.ok.any():
+                bits.extend(res.bits[res.ok].tolist())
+                frame_bytes += len(reply.frame)
+                frame_users += users.size
         if decoded:
             self.ledger.charge(np.concatenate(decoded))  # only users whose payloads were decoded
         self.apply(total, n_ok)
@@ -177,7 +179,7 @@ class FederationServer:
                "private_coins": sorted(coins), "nodes_sampled": len(self.assigned), "nodes_replied": replied,
                "nodes_missing": self.nodes_missing,
                "payload_bits_per_client": float(np.mean(bits)) if bits else 0.0,
-               "message_bytes_per_client": float(np.mean(nbytes)) if nbytes else 0.0,
+               "message_bytes_per_client": frame_bytes / frame_users if frame_users else 0.0,
                **self.privacy_row(rnd)}
         self._pending = row
         return row
@@ -294,7 +296,7 @@ def run_in_process(cfg: FLConfig, *, progress=None, client=None,
         replies = {}
         for node, users in assigned.items():
             res = client(cfg, server.params, rnd, users)
-            replies[node] = Reply(payloads=res.payloads, coins=cfg.private_coins)
+            replies[node] = Reply(frame=res.frame, coins=cfg.private_coins)
         row = server.finish(rnd, replies)
         loss, acc = server.evaluate()
         row = server.record(row, loss, acc)

@@ -4,7 +4,7 @@
 ``configure_train`` waits for the nodes (at most :data:`NODE_WAIT_S` after the first round, then
 goes on with those present if at least ``min_nodes``), lets the server sample and assign the
 round's cohort, and sends each node the ids of its users; ``aggregate_train`` turns each reply
-into a :class:`~ldp_rec.fl.server.Reply` (payloads, a refusal, an error, or malformed) keyed by
+into a :class:`~ldp_rec.fl.server.Reply` (a cohort frame, a refusal, an error, or malformed) keyed by
 the reply's *source node* (message metadata) and hands them to the server. Replies are counted
 against the nodes sampled (Ray can drop a reply silently), and a reply from a node that was not
 sampled, or a second one, is ignored.
@@ -32,13 +32,12 @@ def params_record(params: np.ndarray) -> ArrayRecord:
     return ArrayRecord({"params": Array(np.asarray(params, dtype=np.float32))})
 
 
-def unpack_payloads(record: ArrayRecord) -> list[bytes]:
-    blob = record["blob"].numpy().tobytes()
-    lengths = record["lengths"].numpy().astype(np.int64)
-    if lengths.ndim != 1 or np.any(lengths < 0) or lengths.sum() != len(blob):
-        raise ValueError("malformed payload record")
-    ends = np.cumsum(lengths)
-    return [blob[e - n : e] for e, n in zip(ends, lengths)]
+def unpack_frame(record: ArrayRecord) -> bytes:
+    """The cohort frame of a reply record (:func:`ldp_rec.fl.client_app.pack_frame`)."""
+    arr = record["frame"].numpy()
+    if arr.ndim != 1 or arr.dtype != np.uint8:
+        raise ValueError("malformed frame record")
+    return arr.tobytes()
 
 
 def reply_of(msg) -> Reply:
@@ -49,7 +48,7 @@ def reply_of(msg) -> Reply:
     if "refusal" in content:
         return Reply(refused=str(content["refusal"].get("reason", "?")))
     try:
-        return Reply(payloads=unpack_payloads(content["payloads"]), coins=str(content["coins"]["private-coins"]))
+        return Reply(frame=unpack_frame(content["frame"]), coins=str(content["coins"]["private-coins"]))
     except Exception as exc:  # noqa: BLE001 - anything malformed fails this node only
         return Reply(failed=f"malformed reply: {exc}")
 
