@@ -133,6 +133,14 @@ def pack(frame: Frame, *, binding: int) -> bytes:
     return content + _tag(binding, content)
 
 
+def _check_head(data: bytes, version: int, codec_id: int | None, what: str) -> None:
+    """The version and codec-id bytes of a ``what`` ("payload" or "cohort frame")."""
+    if data[0] != version:
+        raise DecodeError(f"not a {what}: format version {data[0]}, this decoder reads {version}")
+    if codec_id is not None and data[1] != codec_id:
+        raise DecodeError(f"{what} is for codec id {data[1]}, expected {codec_id}")
+
+
 def unpack(payload: bytes, *, binding: int, codec_id: int | None = None, max_nbits: int | None = None) -> Frame:
     """Parse and check a payload; raises :class:`~ldp_rec.errors.DecodeError` on any defect.
 
@@ -141,19 +149,12 @@ def unpack(payload: bytes, *, binding: int, codec_id: int | None = None, max_nbi
     if not isinstance(payload, (bytes, bytearray, memoryview)):
         raise DecodeError(f"payload must be bytes, got {type(payload).__name__}")
     if max_nbits is not None and len(payload) > (int(max_nbits) + 7) // 8 + 16:
-        head = bytes(payload[:2])
-        if head[0] != FORMAT_VERSION:
-            raise DecodeError(f"unknown payload format version {head[0]} (this build reads {FORMAT_VERSION})")
-        if codec_id is not None and head[1] != codec_id:
-            raise DecodeError(f"payload is for codec id {head[1]}, expected {codec_id}")
+        _check_head(bytes(payload[:2]), FORMAT_VERSION, codec_id, "payload")
         raise DecodeError(f"over-long payload: {len(payload)} bytes for a body of at most {max_nbits} bits")
     data = bytes(payload)
     if len(data) < 6:
         raise DecodeError(f"truncated payload ({len(data)} bytes)")
-    if data[0] != FORMAT_VERSION:
-        raise DecodeError(f"unknown payload format version {data[0]} (this build reads {FORMAT_VERSION})")
-    if codec_id is not None and data[1] != codec_id:
-        raise DecodeError(f"payload is for codec id {data[1]}, expected {codec_id}")
+    _check_head(data, FORMAT_VERSION, codec_id, "payload")
     chunks = data[2]
     if chunks == 0:
         raise DecodeError("corrupted payload (zero chunks)")
@@ -276,10 +277,7 @@ def _structure(data: bytes, n_exp: int, max_nbits: int, codec_id: int | None) ->
     size = len(data)
     if size < 8:
         raise DecodeError(f"truncated cohort frame ({size} bytes)")
-    if data[0] != COHORT_VERSION:
-        raise DecodeError(f"not a cohort frame (version {data[0]}, expected {COHORT_VERSION})")
-    if codec_id is not None and data[1] != codec_id:
-        raise DecodeError(f"frame is for codec id {data[1]}, expected {codec_id}")
+    _check_head(data, COHORT_VERSION, codec_id, "cohort frame")
     chunks = data[2]
     if chunks == 0:
         raise DecodeError("corrupted cohort frame (zero chunks)")
