@@ -279,9 +279,9 @@ def test_fl_config_projection_and_wide_models():
     assert isinstance(cod, ProjectedCodec) and cod.mechanism.proj_dim == default_proj_dim(4.0, dim)
     assert FLConfig.from_record(cfg.to_record()) == cfg
     U = np.random.default_rng(8).standard_normal((6, dim)) * 1e-3
-    res = privatize_cohort(cfg, U, 1, np.arange(6), np.random.default_rng(9))
-    dec = round_codec(cfg, dim).decode(res.payloads, run_seed=cfg.seed, round=1, clients=np.arange(6))
-    assert dec.ok.all() and all(cod.payload_bits(p) == default_bits(4.0) for p in res.payloads)
+    res = privatize_cohort(cfg, U, 1, np.arange(6), np.random.default_rng(9))  # one cohort frame (wire v2)
+    dec = round_codec(cfg, dim).decode_cohort(res.frame, run_seed=cfg.seed, round=1, clients=np.arange(6))
+    assert dec.ok.all() and np.all(dec.bits == default_bits(4.0))
     assert isinstance(round_codec(cfg.replace(mode="ldp"), dim).inner.name, str)  # floats of R^k
     assert models.num_params(models.make_model("cnn", (1, 28, 28), 10, channels=32)) > 20_000
     for bad in ({"projection": "fourier"}, {"projection": "srht", "mechanism": "privunit2"},
