@@ -116,34 +116,29 @@ def _sign(u, i):
 
 
 @nb.njit(cache=True, parallel=True)
-def _srht_rows(X, Us, rows, D, scale, out):
-    """out[r] = scale · (H (σ ⊙ pad(X[r])))[rows[r]] / √D for every user r (one fused pass, in parallel)."""
-    n, d = X.shape
+def _srht_kernel(A, Us, rows, D, scale, out, transpose):
+    """For every user r, in parallel and in one pass: out[r] = scale · (H (σ ⊙ pad(A[r])))[rows[r]] / √D
+    (W a), or with ``transpose`` the first d coordinates of σ ⊙ H (scale · Sᵀ A[r]) / √D (Wᵀ a).
+    Returns the FWHT operations executed."""
+    n = A.shape[0]
+    d = out.shape[1] if transpose else A.shape[1]
     ops = np.zeros(n, dtype=np.int64)
     norm = scale / np.sqrt(D)
     for r in nb.prange(n):
         v = np.zeros(D)
-        for i in range(d):
-            v[i] = X[r, i] * _sign(Us[r], i)
+        if transpose:
+            for j in range(rows.shape[1]):
+                v[rows[r, j]] = A[r, j]
+        else:
+            for i in range(d):
+                v[i] = A[r, i] * _sign(Us[r], i)
         ops[r] = _fwht_vec(v)
-        for j in range(rows.shape[1]):
-            out[r, j] = v[rows[r, j]] * norm
-    return ops.sum()
-
-
-@nb.njit(cache=True, parallel=True)
-def _srht_cols(Z, Us, rows, D, scale, out):
-    """out[r] = first d coordinates of σ ⊙ H (scale · Sᵀ Z[r]) / √D for every user r (the transpose)."""
-    n, d = out.shape
-    ops = np.zeros(n, dtype=np.int64)
-    norm = scale / np.sqrt(D)
-    for r in nb.prange(n):
-        v = np.zeros(D)
-        for j in range(rows.shape[1]):
-            v[rows[r, j]] = Z[r, j]
-        ops[r] = _fwht_vec(v)
-        for i in range(d):
-            out[r, i] = v[i] * norm * _sign(Us[r], i)
+        if transpose:
+            for i in range(d):
+                out[r, i] = v[i] * norm * _sign(Us[r], i)
+        else:
+            for j in range(rows.shape[1]):
+                out[r, j] = v[rows[r, j]] * norm
     return ops.sum()
 
 
@@ -232,8 +227,7 @@ def _srht(A, keys, d, k, *, transpose: bool):
     nw = -(-D // _SIGN_BITS)
     Us, rows = np.ascontiguousarray(U[:, :nw]), _floyd_subsets(np.ascontiguousarray(U[:, nw:]), D)
     out = np.empty((n, d if transpose else k))
-    kernel = _srht_cols if transpose else _srht_rows
-    STATS.butterflies += int(kernel(A, Us, rows, D, math.sqrt(D / k), out))
+    STATS.butterflies += int(_srht_kernel(A, Us, rows, D, math.sqrt(D / k), out, transpose))
     return out
 
 
