@@ -54,27 +54,14 @@ import numpy as np
 from .._validation import check_positive_int
 from ..errors import InputError, ParameterError
 from ..rec import randomness
-
-
-@numba.njit(cache=True, nogil=True, inline="always")
-def _butterflies(v):  # in place, unnormalised Walsh–Hadamard butterflies of a 1-D array
-    n = v.shape[0]
-    h = 1
-    while h < n:
-        for i in range(0, n, 2 * h):
-            for j in range(i, i + h):
-                x = v[j]
-                y = v[j + h]
-                v[j] = x + y
-                v[j + h] = x - y
-        h *= 2
+from .projection import fwht_inplace  # the one in-place Walsh–Hadamard kernel
 
 
 @numba.njit(cache=True, parallel=True)
 def _fwht_rows(a, scale):
     for r in numba.prange(a.shape[0]):
         row = a[r]
-        _butterflies(row)
+        fwht_inplace(row)
         for j in range(row.shape[0]):
             row[j] *= scale
 
@@ -86,7 +73,7 @@ def _analysis_rows(x, rows, coef, out):  # out[r] = coef ⊙ H_raw (scatter of x
         buf[:] = 0.0
         for i in range(rows.shape[0]):
             buf[rows[i]] = x[r, i]
-        _butterflies(buf)
+        fwht_inplace(buf)
         for j in range(buf.shape[0]):
             buf[j] *= coef[j]
 
@@ -98,7 +85,7 @@ def _synthesis_rows(a, rows, coef, out):  # out[r] = (H_raw (coef ⊙ a[r]))[row
         buf = np.empty(n)
         for j in range(n):
             buf[j] = a[r, j] * coef[j]
-        _butterflies(buf)
+        fwht_inplace(buf)
         for i in range(rows.shape[0]):
             out[r, i] = buf[rows[i]]
 

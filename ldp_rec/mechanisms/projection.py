@@ -81,7 +81,7 @@ def check_projection(kind: str, dim: int, proj_dim: int) -> None:
 
 
 @nb.njit(cache=True)
-def _fwht_vec(v):
+def fwht_inplace(v):
     """In-place unnormalised Sylvester FWHT of one vector of length D = 2^L; returns the operations
     executed (each of the L stages: D/2 butterflies of one addition and one subtraction)."""
     D = v.shape[0]
@@ -101,10 +101,10 @@ def _fwht_vec(v):
 
 @nb.njit(cache=True, parallel=True)
 def _fwht_inplace(x):
-    """:func:`_fwht_vec` on every row of x (rows, D), rows in parallel; returns the operations executed."""
+    """:func:`fwht_inplace` on every row of x (rows, D), rows in parallel; returns the operations executed."""
     ops = np.zeros(x.shape[0], dtype=np.int64)
     for r in nb.prange(x.shape[0]):
-        ops[r] = _fwht_vec(x[r])
+        ops[r] = fwht_inplace(x[r])
     return ops.sum()
 
 
@@ -132,7 +132,7 @@ def _srht_kernel(A, Us, rows, D, scale, out, transpose):
         else:
             for i in range(d):
                 v[i] = A[r, i] * _sign(Us[r], i)
-        ops[r] = _fwht_vec(v)
+        ops[r] = fwht_inplace(v)
         if transpose:
             for i in range(d):
                 out[r, i] = v[i] * norm * _sign(Us[r], i)
