@@ -133,12 +133,16 @@ def pack(frame: Frame, *, binding: int) -> bytes:
     return content + _tag(binding, content)
 
 
-def _check_head(data: bytes, version: int, codec_id: int | None, what: str) -> None:
-    """The version and codec-id bytes of a ``what`` ("payload" or "cohort frame")."""
+def _check_head(data: bytes, version: int, codec_id: int | None, what: str) -> int:
+    """Check the version, codec-id and chunk-count bytes of a ``what`` ("payload" or "cohort frame")
+    of at least 3 bytes; returns the number of chunks."""
     if data[0] != version:
         raise DecodeError(f"not a {what}: format version {data[0]}, this decoder reads {version}")
     if codec_id is not None and data[1] != codec_id:
         raise DecodeError(f"{what} is for codec id {data[1]}, expected {codec_id}")
+    if len(data) > 2 and data[2] == 0:
+        raise DecodeError(f"corrupted {what} (zero chunks)")
+    return int(data[2]) if len(data) > 2 else 0
 
 
 def unpack(payload: bytes, *, binding: int, codec_id: int | None = None, max_nbits: int | None = None) -> Frame:
@@ -154,10 +158,7 @@ def unpack(payload: bytes, *, binding: int, codec_id: int | None = None, max_nbi
     data = bytes(payload)
     if len(data) < 6:
         raise DecodeError(f"truncated payload ({len(data)} bytes)")
-    _check_head(data, FORMAT_VERSION, codec_id, "payload")
-    chunks = data[2]
-    if chunks == 0:
-        raise DecodeError("corrupted payload (zero chunks)")
+    chunks = _check_head(data, FORMAT_VERSION, codec_id, "payload")
     nbits, pos = _read_leb128(data, 3)
     if nbits > (_MAX_NBITS if max_nbits is None else int(max_nbits)):
         raise DecodeError(f"corrupted payload (body of {nbits} bits exceeds the codec's maximum)")
@@ -277,10 +278,7 @@ def _structure(data: bytes, n_exp: int, max_nbits: int, codec_id: int | None) ->
     size = len(data)
     if size < 8:
         raise DecodeError(f"truncated cohort frame ({size} bytes)")
-    _check_head(data, COHORT_VERSION, codec_id, "cohort frame")
-    chunks = data[2]
-    if chunks == 0:
-        raise DecodeError("corrupted cohort frame (zero chunks)")
+    chunks = _check_head(data, COHORT_VERSION, codec_id, "cohort frame")
     n, pos = _read_leb128(data, 3)
     if n != n_exp:
         raise DecodeError(f"cohort frame holds {n} users, the cohort has {n_exp}")
