@@ -284,7 +284,10 @@ def test_fl_config_projection_and_wide_models():
     assert dec.ok.all() and np.all(dec.bits == default_bits(4.0))
     assert isinstance(round_codec(cfg.replace(mode="ldp"), dim).inner.name, str)  # floats of R^k
     assert models.num_params(models.make_model("cnn", (1, 28, 28), 10, channels=32)) > 20_000
+    # the non-private baselines send the clipped update itself, unprojected, whatever the projection setting
+    for mode in ("none", "cdp"):
+        assert round_codec(cfg.replace(mode=mode), dim).dim == dim and not hasattr(round_codec(cfg.replace(mode=mode), dim), "inner")
     for bad in ({"projection": "fourier"}, {"projection": "srht", "mechanism": "privunit2"},
-                {"projection": "srht", "mode": "none"}, {"proj_dim": -1}, {"width": -2}):
+                {"proj_dim": -1}, {"width": -2}):
         with pytest.raises(ParameterError):
             FLConfig(**bad)

@@ -195,8 +195,8 @@ class FLConfig:
         check_positive_int(self.proj_dim, "proj_dim", minimum=0)
         if self.projection not in PROJECTIONS:
             raise ParameterError(f"unknown projection {self.projection!r}; choose one of {PROJECTIONS}")
-        if self.projection != "none" and (self.mechanism != "privunitg" or self.mode not in ("ldp", "ldp-rec")):
-            raise ParameterError("a projection runs PrivUnitG in R^k: it needs mechanism privunitg and mode ldp or ldp-rec")
+        if self.projection != "none" and self.mechanism != "privunitg":  # modes none and cdp send the update unprojected
+            raise ParameterError(f"a projection runs PrivUnitG in R^k: it needs mechanism privunitg, not {self.mechanism!r}")
         if self.partition == "natural" and self.dataset in ("digits", "mnist", "cifar10"):
             raise ParameterError(f"{self.dataset} has no natural split into users; use partition per_example, iid "
                                  "or dirichlet")
