@@ -155,3 +155,21 @@ def test_extractor_sweeps_only_on_change_and_delivers_everything():
     stop.set()
     th.join()
     assert sorted(got) == ["a", "b"]
+
+
+def test_raw_candidate_draw_baseline_counts_the_codec_dimension_and_stops():
+    """The timing baseline counts users × 2^bits × (model d, or the projection's k) normals, times a
+    bounded sample of them (so a large model does not make it take minutes) and honours Ctrl-C."""
+    import threading
+
+    from ldp_rec.experiments.fl import candidate_normals_per_round, raw_candidate_draw_seconds
+    from ldp_rec.fl.federation import model_dim
+
+    cfg = FLConfig(dataset="digits", partition="iid", clients=20, mode="ldp-rec", bits=5, epsilon=2.0)
+    d = model_dim(cfg)
+    assert candidate_normals_per_round(cfg) == 20 * 32 * d
+    assert candidate_normals_per_round(cfg.replace(projection="srht", proj_dim=16)) == 20 * 32 * 16
+    assert raw_candidate_draw_seconds(cfg, reps=1) > 0
+    stop = threading.Event()
+    stop.set()
+    assert raw_candidate_draw_seconds(cfg, stop=stop) is None

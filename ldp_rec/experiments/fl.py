@@ -105,30 +105,39 @@ def engine_failure(abort: threading.Event):
         raise
 
 
-def raw_candidate_draw_seconds(cfg: FLConfig, *, reps: int = 3, stop=None) -> float | None:
-    """Baseline measured in the same run: seconds to draw one round's candidates (users × N × d
-    float32 normals) with numpy's default generator, the cost any REC encoder has to pay. None if
-    the event ``stop`` is set before it is done (checked between chunks of 2^24 normals)."""
-    from ..fl.federation import default_bits, load_data, make_fl_model
+def candidate_normals_per_round(cfg: FLConfig) -> int:
+    """users × 2^bits × k: the normals of one round's candidates, k the dimension the codec draws them
+    in (the model's d, or the projection's k behind a projected codec)."""
+    from ..fl.federation import default_bits, load_data, make_fl_model, round_codec
     from ..fl.models import num_params
 
     data = load_data(cfg)
-    d = num_params(make_fl_model(cfg, data))
-    bits = default_bits(cfg) or 0
-    total = data.users.num_users * (1 << bits) * d
+    codec = round_codec(cfg, num_params(make_fl_model(cfg, data)))
+    k = getattr(codec, "inner", codec).dim
+    return data.users.num_users * (1 << (default_bits(cfg) or 0)) * k
+
+
+RAW_DRAW_SAMPLE = 1 << 26  # normals timed per repetition (~0.3 s); the round's total is extrapolated linearly
+
+
+def raw_candidate_draw_seconds(cfg: FLConfig, *, reps: int = 3, stop=None) -> float | None:
+    """Baseline measured in the same run: seconds to draw one round's candidates (users × N × k
+    float32 normals, k the dimension the codec draws candidates in: the model's d, or the projection's
+    k) with numpy's default generator, the cost any REC encoder has to pay. The time of at most
+    :data:`RAW_DRAW_SAMPLE` normals is measured (median of ``reps``) and scaled linearly to the round's
+    total, so the baseline costs a second whatever the model size. None if the event ``stop`` is set
+    before it is done."""
+    total = candidate_normals_per_round(cfg)
+    sample = min(total, RAW_DRAW_SAMPLE)
     rng = np.random.default_rng(0)
-    chunk = 1 << 24
     times = []
     for _ in range(reps):
+        if stop is not None and stop.is_set():
+            return None
         t0 = time.perf_counter()
-        left = total
-        while left > 0:
-            if stop is not None and stop.is_set():
-                return None
-            rng.standard_normal(min(chunk, left), dtype=np.float32)
-            left -= chunk
+        rng.standard_normal(sample, dtype=np.float32)
         times.append(time.perf_counter() - t0)
-    return float(np.median(times))
+    return float(np.median(times)) * total / sample
 
 
 def summarise(rows: list[dict]) -> dict:
@@ -356,8 +365,8 @@ def run_one(args) -> int:
         if summary and not interrupted and "ldp" in summary and "ldp-rec" in summary and \
                 servers["ldp-rec"].cfg.codec_name in FIXED_CANDIDATE_CODECS:
             rcfg = servers["ldp-rec"].cfg
-            say(f"measuring the raw candidate-draw timing baseline ({rcfg.codec}: every user's 2^bits x d normals, "
-                "3 repetitions; Ctrl-C skips it)...")
+            say(f"measuring the raw candidate-draw timing baseline ({rcfg.codec}: every user's 2^bits candidate "
+                "normals, timed on up to 2^26 and scaled; Ctrl-C skips it)...")
             raw = raw_candidate_draw_seconds(rcfg, stop=stopper.event)
             if raw is not None:
                 t_ldp, t_rec = summary["ldp"]["median_round_seconds"], summary["ldp-rec"]["median_round_seconds"]
