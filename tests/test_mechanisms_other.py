@@ -15,7 +15,8 @@ from ldp_rec.mechanisms.gaussian import (
     classic_gaussian_sigma,
     gaussian_delta,
 )
-from ldp_rec.mechanisms.kashin import HadamardFrame, fwht, kashin_coefficients
+from ldp_rec.mechanisms.kashin import HadamardFrame, kashin_coefficients
+from ldp_rec.mechanisms.projection import fwht
 from ldp_rec.mechanisms.laplace import LaplaceMechanism, LaplaceReference
 from ldp_rec.mechanisms.randomized_response import BinaryRR, CoordinateRR, KaryRR, SignedBasisReference
 from ldp_rec.mechanisms.rrsc import RRSC, expected_top_sums, haar_stiefel, rotation_factors

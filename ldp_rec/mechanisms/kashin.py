@@ -5,7 +5,7 @@ A *tight (Parseval) frame* of N ≥ d vectors in R^d is a d×N matrix U with ``U
 * :class:`HadamardFrame`, ``U = R S H_N D``: H_N the orthonormal N×N Walsh–Hadamard matrix (N a power of
   two), D = diag(±1) random signs on the coefficients, R the restriction to ``dim`` of the N rows chosen at
   random and S = diag(±1) random signs on the input coordinates. ``U Uᵀ = R Rᵀ = I_d`` and every column has
-  ``‖u_j‖² = d/N``. Both products cost O(N log N) with the fast Walsh–Hadamard transform (:func:`fwht`):
+  ``‖u_j‖² = d/N``. Both products cost O(N log N) with the fast Walsh–Hadamard transform (:func:`~ldp_rec.mechanisms.projection.fwht`):
   ``Uᵀx = D H Rᵀ(S x)`` (:meth:`HadamardFrame.analysis`) and ``U a = S R H (D a)`` (:meth:`~HadamardFrame.synthesis`).
   The input signs S matter: without them ``Uᵀx`` of a flat input (all coordinates ≈ 1/√d, e.g. the DME
   benchmark's N(10, 1)^d data) puts ``√(d/N)`` on the Hadamard row of ones, far above any Kashin level.
@@ -58,15 +58,6 @@ from .projection import fwht_inplace  # the one in-place Walsh–Hadamard kernel
 
 
 @numba.njit(cache=True, parallel=True)
-def _fwht_rows(a, scale):
-    for r in numba.prange(a.shape[0]):
-        row = a[r]
-        fwht_inplace(row)
-        for j in range(row.shape[0]):
-            row[j] *= scale
-
-
-@numba.njit(cache=True, parallel=True)
 def _analysis_rows(x, rows, coef, out):  # out[r] = coef ⊙ H_raw (scatter of x[r] into rows)
     for r in numba.prange(x.shape[0]):
         buf = out[r]
@@ -88,19 +79,6 @@ def _synthesis_rows(a, rows, coef, out):  # out[r] = (H_raw (coef ⊙ a[r]))[row
         fwht_inplace(buf)
         for i in range(rows.shape[0]):
             out[r, i] = buf[rows[i]]
-
-
-def fwht(a) -> np.ndarray:
-    """Orthonormal fast Walsh–Hadamard transform along the last axis (length a power of two).
-
-    Returns ``H_N a`` row-wise, with ``H_N`` (Sylvester order, entries ±1/√N) symmetric and orthogonal,
-    so ``fwht`` is its own inverse. O(N log N) per row (compiled butterflies); the input is not modified."""
-    a = np.array(a, dtype=np.float64, copy=True, order="C")
-    n = a.shape[-1]
-    if n & (n - 1) or n == 0:
-        raise ParameterError(f"fwht needs a power-of-two length, got {n}")
-    _fwht_rows(a.reshape(-1, n), 1.0 / math.sqrt(n))
-    return a
 
 
 def frame_size(dim: int, redundancy: float) -> int:

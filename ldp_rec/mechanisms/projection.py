@@ -100,7 +100,7 @@ def fwht_inplace(v):
 
 
 @nb.njit(cache=True, parallel=True)
-def _fwht_inplace(x):
+def _fwht_rows_inplace(x):
     """:func:`fwht_inplace` on every row of x (rows, D), rows in parallel; returns the operations executed."""
     ops = np.zeros(x.shape[0], dtype=np.int64)
     for r in nb.prange(x.shape[0]):
@@ -153,7 +153,7 @@ def fwht(a: np.ndarray) -> np.ndarray:
         raise InputError(f"fwht needs a power-of-two length, got {D}")
     lead = x.shape[:-1]
     x = np.ascontiguousarray(x.reshape(-1, D))
-    STATS.butterflies += int(_fwht_inplace(x))
+    STATS.butterflies += int(_fwht_rows_inplace(x))
     x *= 1.0 / math.sqrt(D)
     return x.reshape(*lead, D)
 
